@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install tusk with its test dependencies, then run the whole test suite (unit, contract, e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -n 2 -p no:cacheprovider tests "$@"

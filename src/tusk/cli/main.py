@@ -1,0 +1,76 @@
+"""The ``tusk`` command: pachctl's grammar (``tusk <verb> <noun> ...``) over the services.
+
+This module defines the verb groups and the error boundary: every ``TuskError`` becomes one
+line on stderr and its exit code, never a traceback. The commands themselves live in one
+module per noun (``repo_cmds``, ``commit_cmds``, ...) and stay thin: parse, call the service,
+print. Heavy imports happen inside commands so ``tusk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tusk.errors import TuskError, exit_code
+
+
+class TuskGroup(click.Group):
+    """A group that turns user errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TuskError as e:
+            click.echo(f"tusk: {e.message}", err=True)
+            ctx.exit(exit_code(e))
+        except BrokenPipeError:
+            sys.stderr.close()
+            ctx.exit(141)
+        except KeyboardInterrupt:
+            click.echo("tusk: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=TuskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tusk", prog_name="tusk")
+def cli() -> None:
+    """tusk: versioned data and data-driven pipelines, Pachyderm-style, with no cluster.
+
+    State lives in $TUSK_ROOT (default ~/.tusk).
+    """
+
+
+def _verb(name: str, help_text: str) -> click.Group:
+    group = click.Group(name, help=help_text)
+    cli.add_command(group)
+    return group
+
+
+create = _verb("create", "Create a project, repo or branch.")
+list_ = _verb("list", "List projects, repos, branches, commits or files.")
+inspect = _verb("inspect", "Show details of a project, repo, branch, commit or file.")
+update = _verb("update", "Update a project's or repo's description.")
+delete = _verb("delete", "Delete a project, repo, branch, commit set or file.")
+start = _verb("start", "Start a commit.")
+finish = _verb("finish", "Finish a commit.")
+wait = _verb("wait", "Wait for a commit or commit set to finish.")
+subscribe = _verb("subscribe", "Stream commits as they are made.")
+squash = _verb("squash", "Squash a commit set into its children.")
+put = _verb("put", "Put files into a repo.")
+get = _verb("get", "Get files from a repo.")
+glob = _verb("glob", "Match files with a glob pattern.")
+diff = _verb("diff", "Show what changed between two commits.")
+copy = _verb("copy", "Copy files between commits, repos and projects (metadata only).")
+
+
+def main() -> None:
+    # Import the noun modules so their commands register on the verb groups.
+    from tusk.cli import admin_cmds, branch_cmds, commit_cmds, file_cmds, repo_cmds  # noqa: F401
+
+    cli(prog_name="tusk")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The error tree of tusk.
+
+Every failure a user can cause is one of these classes. Each carries a one-line message that
+names what is wrong and, where we can tell, how to fix it. Surfaces map the classes to their own
+vocabulary in one place each: the CLI to exit codes (``EXIT_CODES``), the HTTP API to statuses.
+Anything that is *not* a ``TuskError`` is a bug and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TuskError(Exception):
+    """Base class: a user-facing error with a one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(TuskError):
+    """A named thing (project, repo, branch, commit, file, ...) does not exist."""
+
+
+class AlreadyExists(TuskError):
+    """Creating something whose name is taken."""
+
+
+class InvalidArgument(TuskError):
+    """Malformed input: a bad name, path, ref, flag combination or spec."""
+
+
+class FailedPrecondition(TuskError):
+    """The request is well formed but the current state forbids it (e.g. commit finished)."""
+
+
+class Conflict(TuskError):
+    """A concurrent change won a race (compare-and-set on a ref failed); retrying may work."""
+
+
+class Busy(TuskError):
+    """Another process holds a lock we need (e.g. garbage collection is running)."""
+
+
+# One place for the CLI's exit codes. 1 is the generic failure pachctl uses for everything;
+# the finer codes let scripts tell "missing" from "malformed" without parsing text.
+EXIT_CODES: dict[type[TuskError], int] = {
+    TuskError: 1,
+    NotFound: 3,
+    AlreadyExists: 4,
+    InvalidArgument: 2,
+    FailedPrecondition: 5,
+    Conflict: 6,
+    Busy: 7,
+}
+
+
+def exit_code(err: TuskError) -> int:
+    """The CLI exit code for an error, by its most specific class."""
+    for cls in type(err).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return 1

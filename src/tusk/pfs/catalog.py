@@ -1,0 +1,450 @@
+"""Projects, repos and branches, and how refs resolve to commit rows.
+
+The catalog owns the metadata side of PFS: naming, existence, provenance between branches and
+the propagation of a new commit to every branch downstream of it (one global ID for the whole
+commit set). All writes happen inside ``Database.tx()``; a branch head moves only by
+compare-and-set (``_move_head``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+
+from tusk.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from tusk.pfs.model import BranchInfo, CommitInfo, ProjectInfo, RepoInfo
+from tusk.pfs.names import DEFAULT_PROJECT, check_branch_name, check_project_name
+from tusk.pfs.refs import CommitRef, RepoRef
+from tusk.storage import schema as s
+from tusk.storage.backend import Backend
+
+USER, AUTO = "USER", "AUTO"
+OPEN, FINISHED = "open", "finished"
+
+
+def new_id() -> str:
+    """A fresh global ID: 32 lowercase hex characters, as Pachyderm's."""
+    return uuid.uuid4().hex
+
+
+class CatalogMixin:
+    b: Backend
+
+    # -- projects ---------------------------------------------------------------------------
+
+    def create_project(self, name: str, description: str = "") -> ProjectInfo:
+        check_project_name(name)
+        with self.b.db.tx() as conn:
+            if conn.execute(select(s.projects.c.name).where(s.projects.c.name == name)).first():
+                raise AlreadyExists(f"project {name!r} already exists")
+            now = time.time()
+            conn.execute(s.projects.insert().values(name=name, description=description, created_at=now))
+        return ProjectInfo(name, description, now)
+
+    def list_projects(self) -> list[ProjectInfo]:
+        with self.b.db.read() as conn:
+            rows = conn.execute(select(s.projects).order_by(s.projects.c.name)).all()
+        return [ProjectInfo(r.name, r.description, r.created_at) for r in rows]
+
+    def inspect_project(self, name: str) -> ProjectInfo:
+        with self.b.db.read() as conn:
+            r = self._project_row(conn, name)
+        return ProjectInfo(r.name, r.description, r.created_at)
+
+    def update_project(self, name: str, description: str) -> ProjectInfo:
+        with self.b.db.tx() as conn:
+            self._project_row(conn, name)
+            conn.execute(update(s.projects).where(s.projects.c.name == name).values(description=description))
+        return self.inspect_project(name)
+
+    def delete_project(self, name: str, force: bool = False) -> None:
+        if name == DEFAULT_PROJECT:
+            raise FailedPrecondition("the 'default' project cannot be deleted")
+        with self.b.db.tx() as conn:
+            self._project_row(conn, name)
+            repos = conn.execute(select(s.repos).where(s.repos.c.project == name)).all()
+            if repos and not force:
+                raise FailedPrecondition(
+                    f"project {name!r} still has {len(repos)} repo(s); delete them or use --force"
+                )
+            for r in repos:
+                self._check_no_outside_subvenance(conn, r, force=True, within_project=name)
+                self._delete_repo_rows(conn, r.id)
+            conn.execute(delete(s.projects).where(s.projects.c.name == name))
+
+    def _project_row(self, conn: Connection, name: str) -> Row:
+        r = conn.execute(select(s.projects).where(s.projects.c.name == name)).first()
+        if r is None:
+            raise NotFound(f"project {name!r} not found; create it with 'tusk create project {name}'")
+        return r
+
+    # -- repos ------------------------------------------------------------------------------
+
+    def create_repo(self, ref: RepoRef, description: str = "", update: bool = False) -> RepoInfo:
+        with self.b.db.tx() as conn:
+            self._project_row(conn, ref.project)
+            existing = self._find_repo(conn, ref)
+            if existing is not None:
+                if not update:
+                    raise AlreadyExists(f"repo {ref} already exists")
+                conn.execute(update_repo_stmt(existing.id, description))
+            else:
+                conn.execute(
+                    s.repos.insert().values(
+                        project=ref.project, name=ref.repo, type="user",
+                        description=description, created_at=time.time(),
+                    )
+                )
+        return self.inspect_repo(ref)
+
+    def update_repo(self, ref: RepoRef, description: str) -> RepoInfo:
+        with self.b.db.tx() as conn:
+            r = self._repo_row(conn, ref)
+            conn.execute(update_repo_stmt(r.id, description))
+        return self.inspect_repo(ref)
+
+    def inspect_repo(self, ref: RepoRef) -> RepoInfo:
+        with self.b.db.read() as conn:
+            return self._repo_info(conn, self._repo_row(conn, ref))
+
+    def list_repos(self, project: str | None = DEFAULT_PROJECT) -> list[RepoInfo]:
+        with self.b.db.read() as conn:
+            q = select(s.repos).order_by(s.repos.c.created_at.desc(), s.repos.c.id.desc())
+            if project is not None:
+                self._project_row(conn, project)
+                q = q.where(s.repos.c.project == project)
+            return [self._repo_info(conn, r) for r in conn.execute(q).all()]
+
+    def delete_repo(self, ref: RepoRef, force: bool = False) -> None:
+        with self.b.db.tx() as conn:
+            r = self._repo_row(conn, ref)
+            self._check_no_outside_subvenance(conn, r, force)
+            self._delete_repo_rows(conn, r.id)
+
+    def _check_no_outside_subvenance(
+        self, conn: Connection, repo: Row, force: bool, within_project: str | None = None
+    ) -> None:
+        bp, br, rp = s.branch_provenance, s.branches.alias("down"), s.repos
+        up = s.branches.alias("up")
+        rows = conn.execute(
+            select(rp.c.project, rp.c.name, br.c.name)
+            .select_from(bp.join(up, bp.c.upstream_id == up.c.id).join(br, bp.c.branch_id == br.c.id)
+                         .join(rp, br.c.repo_id == rp.c.id))
+            .where(up.c.repo_id == repo.id, br.c.repo_id != repo.id)
+        ).all()
+        if within_project is not None:
+            rows = [x for x in rows if x[0] != within_project]
+        if rows and not force:
+            proj, name, branch = rows[0]
+            down = name if proj == DEFAULT_PROJECT else f"{proj}/{name}"
+            raise FailedPrecondition(
+                f"repo {repo.name} is provenance of {down}@{branch}; delete that first or use --force"
+            )
+
+    def _delete_repo_rows(self, conn: Connection, repo_id: int) -> None:
+        branch_ids = select(s.branches.c.id).where(s.branches.c.repo_id == repo_id)
+        commit_pks = select(s.commits.c.id).where(s.commits.c.repo_id == repo_id)
+        bp, cp = s.branch_provenance, s.commit_provenance
+        conn.execute(delete(bp).where(bp.c.branch_id.in_(branch_ids) | bp.c.upstream_id.in_(branch_ids)))
+        conn.execute(delete(cp).where(cp.c.commit_pk.in_(commit_pks) | cp.c.upstream_pk.in_(commit_pks)))
+        conn.execute(delete(s.staging).where(s.staging.c.commit_pk.in_(commit_pks)))
+        conn.execute(delete(s.branches).where(s.branches.c.repo_id == repo_id))
+        conn.execute(delete(s.commits).where(s.commits.c.repo_id == repo_id))
+        conn.execute(delete(s.repos).where(s.repos.c.id == repo_id))
+
+    def _find_repo(self, conn: Connection, ref: RepoRef) -> Row | None:
+        return conn.execute(
+            select(s.repos).where(
+                s.repos.c.project == ref.project, s.repos.c.name == ref.repo, s.repos.c.type == "user"
+            )
+        ).first()
+
+    def _repo_row(self, conn: Connection, ref: RepoRef) -> Row:
+        r = self._find_repo(conn, ref)
+        if r is None:
+            if ref.project != DEFAULT_PROJECT:
+                self._project_row(conn, ref.project)
+            raise NotFound(f"repo {ref} not found; create it with 'tusk create repo {ref}'")
+        return r
+
+    def _repo_info(self, conn: Connection, r: Row) -> RepoInfo:
+        names = conn.execute(
+            select(s.branches.c.name).where(s.branches.c.repo_id == r.id).order_by(s.branches.c.name)
+        ).scalars().all()
+        size = conn.execute(
+            select(s.commits.c.size_bytes)
+            .select_from(s.branches.join(s.commits, s.branches.c.head_id == s.commits.c.id))
+            .where(s.branches.c.repo_id == r.id, s.branches.c.name == "master")
+        ).scalar()
+        return RepoInfo(r.project, r.name, r.type, r.description, r.created_at, size or 0, tuple(names))
+
+    # -- branches ---------------------------------------------------------------------------
+
+    def create_branch(
+        self,
+        ref: RepoRef,
+        name: str,
+        head: CommitRef | None = None,
+        provenance: list[tuple[RepoRef, str]] | None = None,
+    ) -> BranchInfo:
+        check_branch_name(name)
+        with self.b.db.tx() as conn:
+            repo = self._repo_row(conn, ref)
+            branch = self._branch_row(conn, repo.id, name)
+            now = time.time()
+            ups: list[Row] = []
+            for up_repo, up_branch in provenance or []:
+                ur = self._repo_row(conn, up_repo)
+                if ur.id == repo.id:
+                    raise InvalidArgument(
+                        f"branch {ref}@{name} cannot have provenance in its own repo ({up_repo}@{up_branch})"
+                    )
+                ub = self._branch_row(conn, ur.id, up_branch)
+                if ub is None:
+                    raise NotFound(f"branch {up_repo}@{up_branch} not found; create it first")
+                if branch is not None and branch.id in self._upstream_closure(conn, ub.id):
+                    raise InvalidArgument(f"provenance {up_repo}@{up_branch} would create a cycle")
+                ups.append(ub)
+            head_row = self.resolve_commit(conn, head) if head is not None else None
+            if head_row is not None and head_row.repo_id != repo.id:
+                raise InvalidArgument(f"--head {head} is not a commit of repo {ref}")
+            if branch is None:
+                if head_row is None:
+                    head_pk = self._new_commit(
+                        conn, repo.id, name, None, AUTO if ups else USER, new_id(), now,
+                        finished=not ups,
+                    )
+                else:
+                    head_pk = head_row.id
+                bid = conn.execute(
+                    s.branches.insert().values(
+                        repo_id=repo.id, name=name, head_id=head_pk, created_at=now, updated_at=now
+                    )
+                ).inserted_primary_key[0]
+                self._set_provenance(conn, bid, ups)
+                if head_row is None:
+                    self._record_commit_provenance(conn, bid, head_pk)
+            else:
+                bid = branch.id
+                changed_prov = provenance is not None and {u.id for u in ups} != set(
+                    self._upstream_ids(conn, bid)
+                )
+                if provenance is not None:
+                    self._set_provenance(conn, bid, ups)
+                if head_row is not None:
+                    self._move_head(conn, bid, branch.head_id, head_row.id, now)
+                    self._propagate(conn, bid, new_id(), now)
+                elif changed_prov:
+                    cid = new_id()
+                    pk = self._new_commit(conn, repo.id, name, branch.head_id, AUTO, cid, now, finished=False)
+                    self._move_head(conn, bid, branch.head_id, pk, now)
+                    self._record_commit_provenance(conn, bid, pk)
+        return self.inspect_branch(ref, name)
+
+    def inspect_branch(self, ref: RepoRef, name: str) -> BranchInfo:
+        with self.b.db.read() as conn:
+            repo = self._repo_row(conn, ref)
+            br = self._branch_row(conn, repo.id, name)
+            if br is None:
+                raise NotFound(f"branch {ref}@{name} not found")
+            return self._branch_info(conn, ref, br)
+
+    def list_branches(self, ref: RepoRef) -> list[BranchInfo]:
+        with self.b.db.read() as conn:
+            repo = self._repo_row(conn, ref)
+            rows = conn.execute(
+                select(s.branches).where(s.branches.c.repo_id == repo.id)
+                .order_by(s.branches.c.updated_at.desc(), s.branches.c.name)
+            ).all()
+            return [self._branch_info(conn, ref, br) for br in rows]
+
+    def delete_branch(self, ref: RepoRef, name: str, force: bool = False) -> None:
+        with self.b.db.tx() as conn:
+            repo = self._repo_row(conn, ref)
+            br = self._branch_row(conn, repo.id, name)
+            if br is None:
+                raise NotFound(f"branch {ref}@{name} not found")
+            bp = s.branch_provenance
+            downs = conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == br.id)).scalars().all()
+            if downs and not force:
+                down = self._branch_label(conn, downs[0])
+                raise FailedPrecondition(
+                    f"branch {ref}@{name} is provenance of {down}; delete that first or use --force"
+                )
+            conn.execute(delete(bp).where((bp.c.branch_id == br.id) | (bp.c.upstream_id == br.id)))
+            conn.execute(delete(s.branches).where(s.branches.c.id == br.id))
+
+    def _branch_row(self, conn: Connection, repo_id: int, name: str) -> Row | None:
+        return conn.execute(
+            select(s.branches).where(s.branches.c.repo_id == repo_id, s.branches.c.name == name)
+        ).first()
+
+    def _branch_label(self, conn: Connection, branch_id: int) -> str:
+        row = conn.execute(
+            select(s.repos.c.project, s.repos.c.name, s.branches.c.name)
+            .select_from(s.branches.join(s.repos, s.branches.c.repo_id == s.repos.c.id))
+            .where(s.branches.c.id == branch_id)
+        ).one()
+        return f"{RepoRef(row[0], row[1])}@{row[2]}"
+
+    def _branch_info(self, conn: Connection, ref: RepoRef, br: Row) -> BranchInfo:
+        bp = s.branch_provenance
+        ups = conn.execute(select(bp.c.upstream_id).where(bp.c.branch_id == br.id)).scalars().all()
+        downs = conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == br.id)).scalars().all()
+        head = conn.execute(select(s.commits.c.commit_id).where(s.commits.c.id == br.head_id)).scalar()
+        return BranchInfo(
+            ref.project, ref.repo, br.name, head or "",
+            tuple(sorted(self._branch_label(conn, u) for u in ups)),
+            tuple(sorted(self._branch_label(conn, d) for d in downs)),
+            br.created_at, br.updated_at,
+        )
+
+    def _upstream_ids(self, conn: Connection, branch_id: int) -> list[int]:
+        bp = s.branch_provenance
+        return list(conn.execute(select(bp.c.upstream_id).where(bp.c.branch_id == branch_id)).scalars())
+
+    def _upstream_closure(self, conn: Connection, branch_id: int) -> set[int]:
+        seen: set[int] = {branch_id}
+        todo = [branch_id]
+        while todo:
+            for u in self._upstream_ids(conn, todo.pop()):
+                if u not in seen:
+                    seen.add(u)
+                    todo.append(u)
+        return seen
+
+    def _set_provenance(self, conn: Connection, branch_id: int, ups: list[Row]) -> None:
+        bp = s.branch_provenance
+        conn.execute(delete(bp).where(bp.c.branch_id == branch_id))
+        if ups:
+            conn.execute(bp.insert(), [{"branch_id": branch_id, "upstream_id": u.id} for u in ups])
+
+    def _record_commit_provenance(self, conn: Connection, branch_id: int, commit_pk: int) -> None:
+        """A branch's new head points at the current heads of its provenance branches."""
+        ups = self._upstream_ids(conn, branch_id)
+        if not ups:
+            return
+        heads = conn.execute(select(s.branches.c.head_id).where(s.branches.c.id.in_(ups))).scalars().all()
+        self.b.db.insert_ignore(
+            conn, s.commit_provenance, [{"commit_pk": commit_pk, "upstream_pk": h} for h in heads]
+        )
+
+    def _move_head(self, conn: Connection, branch_id: int, expect: int, new: int, now: float) -> None:
+        """Compare-and-set a branch head; losing the race is a Conflict, never a lost update."""
+        res = conn.execute(
+            update(s.branches)
+            .where(s.branches.c.id == branch_id, s.branches.c.head_id == expect)
+            .values(head_id=new, updated_at=now)
+        )
+        if res.rowcount != 1:
+            raise Conflict("the branch moved while this change was being written; run it again")
+
+    def _new_commit(
+        self, conn: Connection, repo_id: int, branch: str | None, parent: int | None, origin: str,
+        commit_id: str, now: float, *, finished: bool, description: str = "",
+        tree: bytes | None = None, size: int = 0, count: int = 0,
+    ) -> int:
+        if tree is None and finished and parent is not None:
+            p = conn.execute(select(s.commits).where(s.commits.c.id == parent)).one()
+            tree, size, count = p.tree, p.size_bytes, p.file_count
+        return conn.execute(
+            s.commits.insert().values(
+                repo_id=repo_id, commit_id=commit_id, branch=branch, parent_id=parent, origin=origin,
+                description=description, state=FINISHED if finished else OPEN, error="",
+                started_at=now, finished_at=now if finished else None, tree=tree,
+                size_bytes=size, file_count=count,
+            )
+        ).inserted_primary_key[0]
+
+    def _propagate(self, conn: Connection, branch_id: int, commit_id: str, now: float) -> list[int]:
+        """Give every branch downstream of ``branch_id`` a new open commit in set ``commit_id``."""
+        bp = s.branch_provenance
+        down: set[int] = set()
+        todo = deque([branch_id])
+        while todo:
+            for d in conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == todo.popleft())).scalars():
+                if d not in down:
+                    down.add(d)
+                    todo.append(d)
+        if not down:
+            return []
+        # Topological order so each branch sees its upstreams' new heads.
+        pending = {d: set(self._upstream_ids(conn, d)) & down for d in down}
+        created: list[int] = []
+        while pending:
+            ready = sorted(d for d, ups in pending.items() if not ups)
+            if not ready:  # cannot happen: cycles are refused at create branch
+                raise FailedPrecondition("branch provenance has a cycle")
+            for d in ready:
+                del pending[d]
+                for ups in pending.values():
+                    ups.discard(d)
+                br = conn.execute(select(s.branches).where(s.branches.c.id == d)).one()
+                clash = conn.execute(
+                    select(s.commits.c.id).where(s.commits.c.repo_id == br.repo_id, s.commits.c.commit_id == commit_id)
+                ).first()
+                if clash is not None:
+                    continue  # another branch of this repo already holds this set's commit
+                pk = self._new_commit(conn, br.repo_id, br.name, br.head_id, AUTO, commit_id, now, finished=False)
+                self._move_head(conn, d, br.head_id, pk, now)
+                self._record_commit_provenance(conn, d, pk)
+                created.append(pk)
+        return created
+
+    # -- commit resolution ------------------------------------------------------------------
+
+    def resolve_commit(self, conn: Connection, ref: CommitRef) -> Row:
+        repo = self._repo_row(conn, ref.repo)
+        c = s.commits
+        if ref.commit_id is not None:
+            row = conn.execute(select(c).where(c.c.repo_id == repo.id, c.c.commit_id == ref.commit_id)).first()
+            if row is None:
+                raise NotFound(f"commit {ref.repo}@{ref.commit_id} not found")
+        else:
+            br = self._branch_row(conn, repo.id, ref.branch or "master")
+            if br is None:
+                raise NotFound(f"branch {ref.repo}@{ref.branch} not found")
+            row = conn.execute(select(c).where(c.c.id == br.head_id)).one()
+        if ref.index is not None:
+            chain = [row]
+            while chain[-1].parent_id is not None:
+                chain.append(conn.execute(select(c).where(c.c.id == chain[-1].parent_id)).one())
+            chain.reverse()
+            if not 1 <= ref.index <= len(chain):
+                raise NotFound(f"{ref} does not exist: the branch has {len(chain)} commit(s), numbered from 1")
+            row = chain[ref.index - 1]
+        for step in range(ref.ancestors):
+            if row.parent_id is None:
+                raise NotFound(f"{ref} does not exist: history ends after {step} parent(s)")
+            row = conn.execute(select(c).where(c.c.id == row.parent_id)).one()
+        return row
+
+    def commit_info(self, conn: Connection, row: Row) -> CommitInfo:
+        c = s.commits
+        repo = conn.execute(select(s.repos).where(s.repos.c.id == row.repo_id)).one()
+        parent = None
+        if row.parent_id is not None:
+            parent = conn.execute(select(c.c.commit_id).where(c.c.id == row.parent_id)).scalar()
+        cp = s.commit_provenance
+        prov = conn.execute(
+            select(s.repos.c.project, s.repos.c.name, c.c.branch, c.c.commit_id)
+            .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(s.repos, c.c.repo_id == s.repos.c.id))
+            .where(cp.c.commit_pk == row.id)
+        ).all()
+        children = conn.execute(select(c.c.commit_id).where(c.c.parent_id == row.id)).scalars().all()
+        return CommitInfo(
+            repo.project, repo.name, row.commit_id, row.branch, parent, row.origin, row.description,
+            "FINISHED" if row.state == FINISHED else "STARTED", row.error, row.started_at,
+            row.finished_at, row.size_bytes, row.file_count,
+            tuple(sorted(f"{RepoRef(p, n)}@{b}={i}" for p, n, b, i in prov)), tuple(children),
+        )
+
+    def count_commits(self, conn: Connection, repo_id: int) -> int:
+        return conn.execute(select(func.count()).where(s.commits.c.repo_id == repo_id)).scalar() or 0
+
+
+def update_repo_stmt(repo_id: int, description: str):  # type: ignore[no-untyped-def]
+    return update(s.repos).where(s.repos.c.id == repo_id).values(description=description)

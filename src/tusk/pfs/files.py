@@ -1,0 +1,417 @@
+"""Files in commits: write sessions (put, append, delete, copy) and reads (get, list, glob, diff).
+
+A write goes through a ``FileSession``: content is chunked into a pack as it arrives, the
+operations are composed in a ``ChangeSet``, and ``close()`` lands everything in one metadata
+transaction. Against a branch whose head is finished the session makes a one-off commit (built
+straight onto the head's tree and swapped in by compare-and-set); against an open commit it
+stages the changes there. Nothing is visible until that transaction commits, so an error or a
+crash part-way leaves no partial state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from tusk.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from tusk.pfs import staging, trees
+from tusk.pfs.catalog import FINISHED, OPEN, USER, new_id
+from tusk.pfs.commits import CommitsMixin
+from tusk.pfs.globs import GlobError, compile_glob
+from tusk.pfs.model import CommitInfo, FileDiff, FileInfo
+from tusk.pfs.names import dir_prefix, normalize_path
+from tusk.pfs.refs import CommitRef, FileRef
+from tusk.storage import schema as s
+from tusk.storage.content import FileContent
+
+CAS_RETRIES = 20
+
+
+class FileSession:
+    """One batch of file changes to a branch or an open commit; use as a context manager."""
+
+    def __init__(self, svc: FilesMixin, ref: CommitRef, description: str = "") -> None:
+        if ref.ancestors or ref.index is not None:
+            raise InvalidArgument(f"cannot write to {ref}: write to a branch or an open commit ID")
+        self.svc = svc
+        self.ref = ref
+        self.description = description
+        self.changes = staging.ChangeSet()
+        self._stack = ExitStack()
+        self._stack.enter_context(svc.b.data_lock())
+        self.writer = svc.b.writer()
+        self._base: trees.Tree | None = None
+        self.commit: CommitInfo | None = None
+        with svc.b.db.read() as conn:  # fail fast on a missing repo or a finished commit ID
+            repo = svc._repo_row(conn, ref.repo)
+            if ref.commit_id is not None:
+                row = svc.resolve_commit(conn, ref)
+                if row.state == FINISHED:
+                    raise FailedPrecondition(
+                        f"commit {ref.repo}@{row.commit_id} is finished and cannot change; write to"
+                        " its branch to make a new commit"
+                    )
+            elif ref.branch is not None:
+                br = svc._branch_row(conn, repo.id, ref.branch)
+                if br is not None and svc._upstream_ids(conn, br.id):
+                    head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
+                    if head.state == FINISHED:
+                        raise FailedPrecondition(
+                            f"cannot write to {ref}: the branch has provenance, so its commits are"
+                            " made by propagation"
+                        )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _add(self, path: str, content: FileContent, append: bool, datum: str = "default") -> None:
+        self.changes.put(trees.Entry(path, content.size, content.hash, content.chunks, datum), append)
+
+    def put_bytes(self, path: str, data: bytes, append: bool = False) -> None:
+        path = normalize_path(path, allow_root=False)
+        self._add(path, self.writer.write_bytes(data), append)
+
+    def put_path(self, path: str, local: Path, append: bool = False) -> None:
+        path = normalize_path(path, allow_root=False)
+        self._add(path, self.writer.write_path(local), append)
+
+    def put_stream(self, path: str, stream: BinaryIO, append: bool = False, progress=None) -> None:  # type: ignore[no-untyped-def]
+        path = normalize_path(path, allow_root=False)
+        self._add(path, self.writer.write_stream(stream, progress), append)
+
+    def put_many(self, items: Iterable[tuple[str, Path]], append: bool = False, progress=None) -> int:  # type: ignore[no-untyped-def]
+        """Put many local files; small ones are read ahead on a thread pool (I/O overlaps)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tusk.storage.content import SMALL_FILE
+
+        def load(item: tuple[str, Path]) -> tuple[str, Path, bytes | None]:
+            dest, local = item
+            with open(local, "rb") as f:
+                data = f.read(SMALL_FILE + 1)
+            return dest, local, data if len(data) <= SMALL_FILE else None
+
+        checked = ((normalize_path(d, allow_root=False), p) for d, p in items)
+        n = 0
+        window: deque = deque()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            # A bounded read-ahead window: overlap file reads without holding every file in memory.
+            for item in checked:
+                window.append(pool.submit(load, item))
+                if len(window) >= 128:
+                    n += self._land_loaded(window.popleft().result(), append, progress)
+            while window:
+                n += self._land_loaded(window.popleft().result(), append, progress)
+        return n
+
+    def _land_loaded(self, loaded: tuple[str, Path, bytes | None], append: bool, progress) -> int:  # type: ignore[no-untyped-def]
+        dest, local, data = loaded
+        content = self.writer.write_bytes(data) if data is not None else self.writer.write_path(local)
+        self._add(dest, content, append)
+        if progress:
+            progress(content.size)
+        return 1
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        path = normalize_path(path)
+        is_file, is_dir = self._exists(path)
+        if path == "/" or (is_dir and not is_file):
+            if not recursive and path != "/":
+                raise InvalidArgument(f"{path} is a directory; use -r to delete it and everything in it")
+            if not is_dir and path != "/":
+                raise NotFound(f"{path} not found in {self.ref}")
+            self.changes.delete_dir(dir_prefix(path))
+            return
+        if not is_file:
+            raise NotFound(f"file {path} not found in {self.ref}")
+        self.changes.delete(path)
+
+    def copy(self, src: FileRef, dest: str, append: bool = False) -> int:
+        """Copy a file or directory by reference (no bytes move); returns files copied."""
+        dest = normalize_path(dest, allow_root=True)
+        _row, tree = self.svc._read_view(src.commit)
+        entry = tree.get(src.path) if src.path != "/" else None
+        n = 0
+        if entry is not None:
+            target = dest if dest != "/" else "/" + src.path.rsplit("/", 1)[1]
+            self.changes.put(entry._replace(path=target, datum="default"), append)
+            return 1
+        prefix = dir_prefix(src.path)
+        for e in tree.scan_prefix(prefix):
+            rel = e.path[len(prefix):]
+            self.changes.put(e._replace(path=dir_prefix(dest) + rel, datum="default"), append)
+            n += 1
+        if n == 0:
+            raise NotFound(f"{src.path} not found in {src.commit}")
+        return n
+
+    def _base_tree(self) -> trees.Tree:
+        if self._base is None:
+            with self.svc.b.db.read() as conn:
+                repo = self.svc._repo_row(conn, self.ref.repo)
+                if self.ref.commit_id is not None:
+                    row = self.svc.resolve_commit(conn, self.ref)
+                else:
+                    br = self.svc._branch_row(conn, repo.id, self.ref.branch or "master")
+                    row = None if br is None else conn.execute(
+                        select(s.commits).where(s.commits.c.id == br.head_id)).one()
+                self._base = trees.Tree(self.svc.b.nodes, None) if row is None else self.svc.view(conn, row)
+        return self._base
+
+    def _exists(self, path: str) -> tuple[bool, bool]:
+        """(is a file, is a directory) in the base plus this session's changes."""
+        op = self.changes.ops.get(path)
+        deleted = any(path.startswith(p) for p in self.changes.deleted_dirs)
+        base = self._base_tree()
+        is_file = (op is not None and op.kind != trees.DELETE) or (
+            op is None and not deleted and base.get(path) is not None
+        )
+        prefix = dir_prefix(path)
+        is_dir = any(p.startswith(prefix) and o.kind != trees.DELETE for p, o in self.changes.ops.items())
+        if not is_dir and not any(prefix.startswith(d) for d in self.changes.deleted_dirs):
+            for e in base.scan_prefix(prefix):
+                o = self.changes.ops.get(e.path)
+                if o is None or o.kind != trees.DELETE:
+                    is_dir = True
+                    break
+        return is_file, is_dir
+
+    # -- landing ----------------------------------------------------------------------------
+
+    def __enter__(self) -> FileSession:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        try:
+            if exc_type is None:
+                self.close()
+            else:
+                self.writer.abort()
+        finally:
+            self._stack.close()
+
+    def close(self) -> CommitInfo | None:
+        """Land the changes; returns the commit they went into (None if there were none)."""
+        if not self.changes:
+            self.writer.abort()
+            return None
+        chunk_rows, pack_rows = self.writer.seal()
+        svc, db = self.svc, self.svc.b.db
+        ops = self.changes.sorted_ops()
+        dels = sorted(self.changes.deleted_dirs)
+        written = [p for p, op in ops if op.kind != trees.DELETE]
+        for _attempt in range(CAS_RETRIES):
+            with db.read() as conn:
+                repo = svc._repo_row(conn, self.ref.repo)
+                if self.ref.commit_id is not None:
+                    target = svc.resolve_commit(conn, self.ref)
+                    branch = None
+                else:
+                    branch = svc._branch_row(conn, repo.id, self.ref.branch or "master")
+                    target = None if branch is None else conn.execute(
+                        select(s.commits).where(s.commits.c.id == branch.head_id)).one()
+                if target is not None and target.state == OPEN:
+                    return self._stage_into(target, chunk_rows, pack_rows)
+                base = trees.Tree(svc.b.nodes, None) if target is None else svc.view(conn, target)
+            res = trees.apply(svc.b.nodes, base.root, ops, dels)
+            svc.check_collisions(res, base, written)
+            now = time.time()
+            with db.tx() as conn:
+                if branch is not None:
+                    current = conn.execute(
+                        select(s.branches.c.head_id).where(s.branches.c.id == branch.id)).scalar()
+                    if current != branch.head_id:
+                        continue  # lost the race: rebuild on the new head
+                elif svc._branch_row(conn, repo.id, self.ref.branch or "master") is not None:
+                    continue
+                _index(db, conn, chunk_rows, pack_rows)
+                db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in res.nodes.items()])
+                cid = new_id()
+                pk = svc._new_commit(
+                    conn, repo.id, self.ref.branch or "master", None if target is None else target.id,
+                    USER, cid, now, finished=True, description=self.description,
+                    tree=res.root, size=res.size, count=res.count,
+                )
+                if res.root is None:  # _new_commit copies the parent's tree when given None
+                    conn.execute(s.commits.update().where(s.commits.c.id == pk).values(
+                        tree=None, size_bytes=0, file_count=0))
+                if branch is None:
+                    conn.execute(s.branches.insert().values(
+                        repo_id=repo.id, name=self.ref.branch or "master", head_id=pk,
+                        created_at=now, updated_at=now))
+                else:
+                    svc._move_head(conn, branch.id, branch.head_id, pk, now)
+                    svc._propagate(conn, branch.id, cid, now)
+                self.commit = svc.commit_info(conn, conn.execute(
+                    select(s.commits).where(s.commits.c.id == pk)).one())
+                return self.commit
+        raise Conflict(f"{self.ref} kept moving while this change was written; run it again")
+
+    def _stage_into(self, target, chunk_rows: list[dict], pack_rows: list[dict]) -> CommitInfo:  # type: ignore[no-untyped-def]
+        db = self.svc.b.db
+        with db.tx() as conn:
+            row = conn.execute(select(s.commits).where(s.commits.c.id == target.id)).first()
+            if row is None or row.state != OPEN:
+                raise Conflict(f"commit {row.commit_id if row else target.commit_id} was finished or"
+                               " deleted while this change was written; run it again")
+            _index(db, conn, chunk_rows, pack_rows)
+            staging.stage(conn, row.id, self.changes)
+            self.commit = self.svc.commit_info(conn, row)
+            return self.commit
+
+
+def _index(db, conn, chunk_rows: list[dict], pack_rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    if pack_rows:
+        conn.execute(s.packs.insert(), pack_rows)
+    db.insert_ignore(conn, s.chunks, chunk_rows)
+
+
+class FilesMixin(CommitsMixin):
+    def modify(self, ref: CommitRef, description: str = "") -> FileSession:
+        return FileSession(self, ref, description)
+
+    def _read_view(self, ref: CommitRef) -> tuple[CommitInfo, trees.Tree]:
+        with self.b.db.read() as conn:
+            row = self.resolve_commit(conn, ref)
+            return self.commit_info(conn, row), self.view(conn, row)
+
+    def _file_info(self, e: trees.Entry, commit: str) -> FileInfo:
+        return FileInfo(e.path, "file", e.size, e.hash.hex(), commit, e.datum, tuple(map(tuple, e.chunks)))
+
+    def inspect_file(self, ref: FileRef) -> FileInfo:
+        info, tree = self._read_view(ref.commit)
+        return self._inspect(tree, ref, info.id)
+
+    def _inspect(self, tree: trees.Tree, ref: FileRef, commit: str) -> FileInfo:
+        if ref.path != "/":
+            e = tree.get(ref.path)
+            if e is not None:
+                return self._file_info(e, commit)
+        size, found = 0, ref.path == "/"
+        for e in tree.scan_prefix(dir_prefix(ref.path)):
+            size += e.size
+            found = True
+        if not found:
+            raise NotFound(f"file {ref.path} not found in {ref.commit}")
+        return FileInfo(ref.path, "dir", size, "", commit)
+
+    def list_file(self, ref: FileRef) -> list[FileInfo]:
+        """Direct children of a directory (or the file itself), with type and size."""
+        info, tree = self._read_view(ref.commit)
+        if ref.path != "/":
+            e = tree.get(ref.path)
+            if e is not None:
+                return [self._file_info(e, info.id)]
+        prefix = dir_prefix(ref.path)
+        out: dict[str, list] = {}  # child path -> [type, size, entry]
+        end = trees.prefix_end(prefix)
+        for r in tree.ranges:
+            if r.last < prefix or (end is not None and r.first >= end):
+                continue
+            a, b = r.first[len(prefix):], r.last[len(prefix):]
+            if r.first.startswith(prefix) and r.last.startswith(prefix) and "/" in a and \
+                    a.split("/", 1)[0] == b.split("/", 1)[0] and "/" in b:
+                # The whole range lies inside one child directory: use its summary unopened.
+                child = prefix + a.split("/", 1)[0]
+                slot = out.setdefault(child, ["dir", 0, None])
+                slot[1] += r.bytes
+                continue
+            for e in tree.range_entries(r):
+                if not e.path.startswith(prefix):
+                    continue
+                rest = e.path[len(prefix):]
+                name, sep, _ = rest.partition("/")
+                child = prefix + name
+                if sep:
+                    slot = out.setdefault(child, ["dir", 0, None])
+                    slot[1] += e.size
+                else:
+                    out[child] = ["file", e.size, e]
+        if not out and ref.path != "/":
+            raise NotFound(f"file {ref.path} not found in {ref.commit}")
+        return [
+            self._file_info(v[2], info.id) if v[0] == "file" else FileInfo(k, "dir", v[1], "", info.id)
+            for k, v in sorted(out.items())
+        ]
+
+    def walk_file(self, ref: FileRef) -> Iterator[FileInfo]:
+        """Every file at or below a path, in path order."""
+        info, tree = self._read_view(ref.commit)
+        if ref.path != "/":
+            e = tree.get(ref.path)
+            if e is not None:
+                yield self._file_info(e, info.id)
+                return
+        found = False
+        for e in tree.scan_prefix(dir_prefix(ref.path)):
+            found = True
+            yield self._file_info(e, info.id)
+        if not found and ref.path != "/":
+            raise NotFound(f"file {ref.path} not found in {ref.commit}")
+
+    def glob_file(self, ref: CommitRef, pattern: str) -> list[FileInfo]:
+        """Files and directories matching a glob pattern."""
+        try:
+            glob = compile_glob(pattern)
+        except GlobError as e:
+            raise InvalidArgument(str(e)) from None
+        info, tree = self._read_view(ref)
+        if glob.pattern == "/":
+            return [FileInfo("/", "dir", tree.size, "", info.id)]
+        lit = glob.literal_prefix
+        scan_from = lit if lit.endswith("/") else lit.rpartition("/")[0] + "/"
+        depth = glob.max_depth
+        dirs: dict[str, int] = {}
+        files: list[FileInfo] = []
+        for e in tree.scan_prefix(scan_from):
+            parts = e.path.split("/")
+            for i in range(scan_from.count("/") + 1, len(parts)):
+                if depth is not None and i - 1 > depth:
+                    break
+                d = "/".join(parts[:i])
+                if d in dirs:
+                    dirs[d] += e.size
+                elif glob.matches(d):
+                    dirs[d] = e.size
+            if (depth is None or len(parts) - 1 <= depth) and glob.matches(e.path):
+                files.append(self._file_info(e, info.id))
+        out = files + [FileInfo(d, "dir", n, "", info.id) for d, n in dirs.items()]
+        return sorted(out, key=lambda f: f.path)
+
+    def read_file(self, ref: FileRef, offset: int = 0) -> Iterator[bytes]:
+        """A file's bytes as a stream of chunks."""
+        fi = self.inspect_file(ref)
+        if fi.type != "file":
+            raise InvalidArgument(f"{ref.path} is a directory; use -r to download it")
+        return self.b.reader().iter_bytes(fi.chunks, offset)
+
+    def diff_file(self, new: FileRef, old: FileRef | None = None) -> list[FileDiff]:
+        """Added, removed and changed files between two refs (old defaults to the parent)."""
+        with self.b.db.read() as conn:
+            row = self.resolve_commit(conn, new.commit)
+            new_tree = self.view(conn, row)
+            if old is None:
+                old_tree = self.base_tree(conn, row)
+                old_path = new.path
+            else:
+                old_tree = self.view(conn, self.resolve_commit(conn, old.commit))
+                old_path = old.path
+        if old_path != new.path:
+            raise InvalidArgument("diff file compares the same path in two commits; give one path")
+        prefix = "" if new.path == "/" else new.path
+        out = []
+        for a, b in trees.diff(old_tree, new_tree, prefix):
+            if a is not None and b is not None:
+                out.append(FileDiff(b.path, "changed", a.size, b.size))
+            elif b is not None:
+                out.append(FileDiff(b.path, "added", None, b.size))
+            elif a is not None:
+                out.append(FileDiff(a.path, "removed", a.size, None))
+        if prefix:
+            out = [d for d in out if d.path == prefix or d.path.startswith(prefix + "/")]
+        return out

@@ -1,0 +1,97 @@
+"""Where put-file content comes from: local files and directories, URLs, list files, tars.
+
+Each source is turned into (destination path, opener) pairs following pachctl's destination
+rules: a destination ending in '/' is a directory to put into; no destination means the
+source's base name; a recursive directory keeps its relative layout under the destination.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from tusk.errors import InvalidArgument, NotFound
+from tusk.pfs.names import normalize_path
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def join_dest(dest_dir: str, name: str) -> str:
+    return normalize_path(dest_dir.rstrip("/") + "/" + name)
+
+
+def destination(source: str, dest: str | None, many: bool, full_path: bool = False) -> str:
+    """Where one source file lands (pachctl's rules)."""
+    if full_path and not is_url(source):
+        return normalize_path(os.path.abspath(source))
+    base = os.path.basename(urllib.parse.urlparse(source).path if is_url(source) else source.rstrip("/"))
+    if dest is None or dest == "" or dest == "/":
+        if not base or source == "-":
+            raise InvalidArgument("name a destination path for stdin: repo@branch:/path")
+        return normalize_path("/" + base)
+    if dest.endswith("/") or many:
+        if source == "-":
+            raise InvalidArgument("stdin needs a file destination, not a directory")
+        return join_dest(dest, base)
+    return normalize_path(dest)
+
+
+def walk_local(src: Path, dest_dir: str) -> Iterator[tuple[str, Path]]:
+    """Files below a local directory, as (destination, local path), in sorted order."""
+    src = Path(src)
+    if not src.exists():
+        raise NotFound(f"{src}: no such file or directory")
+    if src.is_file():
+        yield join_dest(dest_dir, src.name), src
+        return
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, src)
+        for name in sorted(filenames):
+            local = Path(dirpath) / name
+            if not local.is_file():
+                continue  # sockets, broken links: not data
+            sub = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+            yield join_dest(dest_dir, sub), local
+
+
+def open_url(url: str) -> BinaryIO:
+    try:
+        return urllib.request.urlopen(url, timeout=60)  # noqa: S310 - http(s) only, checked by is_url
+    except urllib.error.HTTPError as e:
+        raise NotFound(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise InvalidArgument(f"{url}: cannot fetch ({reason})") from None
+
+
+def read_list_file(path: str) -> list[str]:
+    """Sources named one per line in a list file (``-i``); blank lines and '#' comments skipped."""
+    try:
+        text = Path(path).read_text() if path != "-" else __import__("sys").stdin.read()
+    except FileNotFoundError:
+        raise NotFound(f"list file {path}: no such file") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def iter_tar(stream: BinaryIO, dest_dir: str) -> Iterator[tuple[str, BinaryIO]]:
+    """Regular files of a (possibly gzipped) tar stream as (destination, member stream)."""
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                f = tar.extractfile(member)
+                if f is None:
+                    continue
+                yield join_dest(dest_dir, member.name.lstrip("./")), f
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"not a readable tar archive ({e})") from None

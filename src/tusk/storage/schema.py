@@ -1,0 +1,150 @@
+"""The metadata schema: one SQLAlchemy Core definition that runs on SQLite and PostgreSQL.
+
+Metadata is everything that is not file bytes: projects, repos, branches (the only mutable
+refs), commits, provenance, the staged operations of open commits, tree nodes (the immutable
+sorted path maps of commits) and the chunk index (which pack holds which chunk).
+
+Tree nodes live here rather than in the object store on purpose: a commit's new nodes, its
+head move and the chunk index rows for its packs then land in *one* metadata transaction, so
+a finished commit is durable after one database sync and can never point at a half-written tree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+SCHEMA_VERSION = 1
+
+meta_info = Table(
+    "meta_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+repos = Table(
+    "repos",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("type", String(16), nullable=False, default="user"),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("project", "name", "type", name="uq_repo_name"),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repo_id", Integer, ForeignKey("repos.id"), nullable=False),
+    Column("commit_id", String(32), nullable=False),  # the global ID shared by a commit set
+    Column("branch", String(64), nullable=True),  # the branch it was made on
+    Column("parent_id", Integer, nullable=True),
+    Column("origin", String(8), nullable=False),  # USER | AUTO
+    Column("description", Text, nullable=False, default=""),
+    Column("state", String(10), nullable=False),  # open | finished
+    Column("error", Text, nullable=False, default=""),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("tree", LargeBinary, nullable=True),  # root node hash; NULL = empty tree
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("file_count", BigInteger, nullable=False, default=0),
+    UniqueConstraint("repo_id", "commit_id", name="uq_commit_in_repo"),
+)
+Index("ix_commits_commit_id", commits.c.commit_id)
+Index("ix_commits_parent", commits.c.parent_id)
+Index("ix_commits_repo_started", commits.c.repo_id, commits.c.id)
+
+branches = Table(
+    "branches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repo_id", Integer, ForeignKey("repos.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("head_id", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("repo_id", "name", name="uq_branch_name"),
+)
+Index("ix_branches_head", branches.c.head_id)
+
+branch_provenance = Table(
+    "branch_provenance",
+    metadata,
+    Column("branch_id", Integer, ForeignKey("branches.id"), primary_key=True),
+    Column("upstream_id", Integer, ForeignKey("branches.id"), primary_key=True),
+)
+Index("ix_branch_prov_upstream", branch_provenance.c.upstream_id)
+
+commit_provenance = Table(
+    "commit_provenance",
+    metadata,
+    Column("commit_pk", Integer, primary_key=True),
+    Column("upstream_pk", Integer, primary_key=True),
+)
+Index("ix_commit_prov_upstream", commit_provenance.c.upstream_pk)
+
+# Staged operations of open commits. ``prefix`` rows are recursive directory deletions and are
+# applied to the parent's tree before the per-path rows.
+staging = Table(
+    "staging",
+    metadata,
+    Column("commit_pk", Integer, primary_key=True),
+    Column("prefix", Boolean, primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("op", String(8), nullable=False),  # put | append | delete | deldir
+    Column("entry", LargeBinary, nullable=True),
+)
+
+tree_nodes = Table(
+    "tree_nodes",
+    metadata,
+    Column("hash", LargeBinary, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("hash", LargeBinary, primary_key=True),
+    Column("pack", String(80), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+Index("ix_chunks_pack", chunks.c.pack)
+
+packs = Table(
+    "packs",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
