@@ -29,6 +29,7 @@ say tusk get file images@master^:/liberty.txt
 say tusk get file images@master:/liberty.txt
 say tusk create repo edges
 say tusk create branch edges@master -p images@master
+say tusk finish commit edges@master       # a branch with provenance starts with an open commit
 echo "edge" | tusk put file images@master:/new.txt -f -
 ID=$(tusk list commit images@master -n 1 --raw | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 say tusk list commit "$ID"
