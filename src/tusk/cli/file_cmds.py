@@ -108,7 +108,7 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
                         dest_dir = dest if len(items) == 1 else src.join_dest(dest, base)
                     else:
                         dest_dir = src.join_dest(dest or "/", base)
-                    session.put_many(src.walk_local(Path(item), dest_dir), append, bar)
+                    session.put_many(src.walk_local(item, dest_dir), append, bar, normalized=True)
                 else:
                     session.put_path(src.destination(item, dest, many, full_path), Path(item), append)
                     bar(os.path.getsize(item))

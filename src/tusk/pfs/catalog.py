@@ -16,7 +16,12 @@ from sqlalchemy import Connection, Row, delete, func, select, update
 
 from tusk.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs.model import BranchInfo, CommitInfo, ProjectInfo, RepoInfo
-from tusk.pfs.names import DEFAULT_PROJECT, check_branch_name, check_project_name
+from tusk.pfs.names import (
+    DEFAULT_PROJECT,
+    check_branch_name,
+    check_project_name,
+    check_repo_name,
+)
 from tusk.pfs.refs import CommitRef, RepoRef
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
@@ -84,6 +89,7 @@ class CatalogMixin:
     # -- repos ------------------------------------------------------------------------------
 
     def create_repo(self, ref: RepoRef, description: str = "", update: bool = False) -> RepoInfo:
+        check_repo_name(ref.repo)  # a RepoRef can be built without the parser's checks
         with self.b.db.tx() as conn:
             self._project_row(conn, ref.project)
             existing = self._find_repo(conn, ref)

@@ -18,6 +18,7 @@ import blake3
 import msgpack
 from sqlalchemy import Connection, delete, func, select, update
 
+from tusk.errors import NotFound
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
 from tusk.storage.content import pack_key
@@ -103,8 +104,10 @@ def collect_garbage(b: Backend, orphan_grace: float = ORPHAN_GRACE, wait: bool =
         for key in b.objects.list("packs/"):
             if key in known:
                 continue
-            local = b.objects.local_path(key)
-            age = now - os.path.getmtime(local) if local is not None and local.exists() else orphan_grace
+            try:
+                age = now - b.objects.mtime(key)
+            except NotFound:
+                continue
             if age >= orphan_grace:
                 b.objects.delete(key)
     return stats

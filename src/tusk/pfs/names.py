@@ -30,7 +30,7 @@ def check_repo_name(name: str) -> str:
         raise InvalidArgument("repo name is empty; use letters, digits, '_' and '-'")
     if len(name) > MAX_REPO:
         raise InvalidArgument(f"repo name {name!r} is longer than {MAX_REPO} characters")
-    if not _REPO_RE.match(name):
+    if not _REPO_RE.fullmatch(name):
         raise InvalidArgument(
             f"repo name {name!r} is invalid: use only letters, digits, '_' and '-'"
         )
@@ -42,7 +42,7 @@ def check_project_name(name: str) -> str:
         raise InvalidArgument("project name is empty")
     if len(name) > MAX_PROJECT:
         raise InvalidArgument(f"project name {name!r} is longer than {MAX_PROJECT} characters")
-    if not _PROJECT_RE.match(name):
+    if not _PROJECT_RE.fullmatch(name):
         raise InvalidArgument(
             f"project name {name!r} is invalid: start with a letter or digit, then use only"
             " letters, digits, '_' and '-'"
@@ -55,7 +55,7 @@ def check_branch_name(name: str) -> str:
         raise InvalidArgument("branch name is empty")
     if len(name) > MAX_BRANCH:
         raise InvalidArgument(f"branch name {name!r} is longer than {MAX_BRANCH} characters")
-    if not _BRANCH_RE.match(name):
+    if not _BRANCH_RE.fullmatch(name):
         raise InvalidArgument(
             f"branch name {name!r} is invalid: use only letters, digits, '_' and '-'"
         )
@@ -65,7 +65,7 @@ def check_branch_name(name: str) -> str:
 
 
 def is_commit_id(text: str) -> bool:
-    return bool(_COMMIT_ID_RE.match(text))
+    return bool(_COMMIT_ID_RE.fullmatch(text))
 
 
 def normalize_path(path: str, *, allow_root: bool = True) -> str:

@@ -37,8 +37,10 @@ class ChangeSet:
     deleted_dirs: set[str] = field(default_factory=set)  # prefixes ending in '/'
 
     def put(self, entry: Entry, append: bool = False) -> None:
-        op = Op(APPEND if append else PUT, entry)
-        self.ops[entry.path] = compose(self.ops.get(entry.path), op)
+        if not append:  # the common case, kept cheap: a put replaces whatever came before
+            self.ops[entry.path] = Op(PUT, entry)
+            return
+        self.ops[entry.path] = compose(self.ops.get(entry.path), Op(APPEND, entry))
 
     def delete(self, path: str) -> None:
         self.ops[path] = Op(DELETE)

@@ -36,7 +36,7 @@ class Entry(NamedTuple):
     path: str
     size: int
     hash: bytes
-    chunks: Sequence[Sequence]  # [(chunk digest, length), ...]
+    chunks: Sequence[Sequence]  # [(chunk digest, length, offset in chunk), ...]
     datum: str = "default"
 
 
@@ -195,10 +195,12 @@ def combine(base: Entry | None, op: Op) -> Entry | None:
     assert op.entry is not None
     if op.kind == PUT or base is None:
         return op.entry
-    from tusk.storage.content import content_hash  # local: keeps trees free of storage at import
+    from tusk.storage.content import append_hash  # local: keeps trees free of storage at import
 
     chunks = list(base.chunks) + list(op.entry.chunks)
-    return Entry(base.path, base.size + op.entry.size, content_hash(chunks), chunks, op.entry.datum)
+    return Entry(
+        base.path, base.size + op.entry.size, append_hash(base.hash, op.entry.hash), chunks, op.entry.datum
+    )
 
 
 @dataclass
@@ -233,7 +235,7 @@ def apply(
             hi = len(ranges) if end is None else bisect.bisect_left(firsts, end)
             for i in range(lo, hi):
                 touched[i] = True
-    dels = sorted(deleted_prefixes)
+    dels = _outermost(deleted_prefixes)
     new_ranges: list[RangeRef] = []
     op_i = 0
     i = 0
@@ -244,17 +246,23 @@ def apply(
             continue
         # A run of touched ranges [i, j): merge its entries with the ops in its key span.
         j = i
-        while j < len(ranges) and touched[j]:
-            j += 1
-        old: list[Entry] = []
-        for k in range(i, j):
-            old.extend(base.range_entries(ranges[k]))
-        span_end = lasts[j - 1] if j < len(ranges) else None  # last run takes all later ops
-        run_ops = []
-        while op_i < len(ops) and (span_end is None or ops[op_i][0] <= span_end):
-            run_ops.append(ops[op_i])
-            op_i += 1
-        merged = _merge(old, run_ops, dels)
+        merged: list[Entry] = []
+        while True:
+            old: list[Entry] = []
+            while j < len(ranges) and touched[j]:
+                old.extend(base.range_entries(ranges[j]))
+                j += 1
+            span_end = lasts[j - 1] if j < len(ranges) else None  # last run takes all later ops
+            run_ops = []
+            while op_i < len(ops) and (span_end is None or ops[op_i][0] <= span_end):
+                run_ops.append(ops[op_i])
+                op_i += 1
+            merged.extend(_merge(old, run_ops, dels))
+            if j == len(ranges) or not merged or _is_boundary(merged[-1].path):
+                break
+            # The run's closing boundary path is gone: like a fresh build, the run flows on into
+            # the next range (so the same content always gives the same ranges and root).
+            touched[j] = True
         new_ranges.extend(_cut(merged, nodes))
         i = j
         if not ranges:
@@ -269,7 +277,20 @@ def apply(
     )
 
 
+def _outermost(prefixes: Iterable[str]) -> list[str]:
+    """Sorted prefixes without those inside another one ("/a/", "/a/b/" -> "/a/").
+
+    ``_under`` needs this: with nested prefixes the nearest smaller one may be the inner one.
+    """
+    out: list[str] = []
+    for p in sorted(set(prefixes)):
+        if not out or not p.startswith(out[-1]):
+            out.append(p)
+    return out
+
+
 def _under(path: str, dels: list[str]) -> bool:
+    """Whether ``path`` starts with one of ``dels`` (sorted, none inside another)."""
     i = bisect.bisect_right(dels, path)
     return i > 0 and path.startswith(dels[i - 1])
 
@@ -385,7 +406,8 @@ def find_collision(new: Tree, base: Tree, changed: Sequence[str]) -> tuple[str, 
                 return parent, path
             parent = parent.rpartition("/")[0]
         inner = path + "/"
-        if base.root is not None and base.has_prefix(inner):
+        # A path that was a file in the (valid) base cannot also have been a directory there.
+        if base.root is not None and base.get(path) is None and base.has_prefix(inner):
             child = next(new.scan_prefix(inner), None)
             if child is not None:
                 return path, child.path

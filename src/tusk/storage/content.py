@@ -1,10 +1,18 @@
 """File content as deduplicated chunks in pack files.
 
-A file's bytes are cut into chunks (whole for small files, FastCDC content-defined cuts for
-large ones, so an edit moves few boundaries), each chunk is named by its blake3 hash and
-stored once. Chunks are appended to *pack* objects rather than stored one object each, so
-100,000 small files cost one object, not 100,000 inodes. The ``chunks`` table maps a chunk
-hash to (pack, offset, length).
+A file's bytes become chunks named by their blake3 hash and stored once:
+
+* large files are cut by FastCDC (content-defined, so an edit moves few boundaries);
+* medium files are one chunk;
+* small files are *bundled*: consecutive small files of a write share one chunk (a bundle)
+  and each refers to its slice of it, as Pachyderm batches small files. Bundle boundaries are
+  content-defined on the files' hashes, so re-putting the same files yields the same bundles
+  (deduplicated) and one changed file re-stores only its bundle. 100,000 small files cost a few
+  hundred index rows, not 100,000.
+
+A chunk reference is ``(digest, length, offset)``: ``length`` bytes starting ``offset`` bytes into
+the chunk. Chunks are appended to *pack* objects rather than stored one object each; the
+``chunks`` table maps a chunk hash to (pack, offset, length).
 
 Write protocol (crash-safe): a ``ContentWriter`` appends to a temp file, fsyncs it and renames
 it into the object store when the pack is sealed; the index rows it returns are inserted by the
@@ -17,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -33,16 +41,17 @@ from tusk.storage.objects import ObjectStore
 
 # Files up to this size are one chunk: cutting them buys no dedup worth its cost.
 SMALL_FILE = 1 << 20
+# Files below this size are bundled with their neighbours into shared chunks.
+BUNDLE_FILE = 256 << 10
+BUNDLE_MAX = 4 << 20
+BUNDLE_AVG_FILES = 256
 CDC_AVG = 1 << 20  # pyfastcdc: min = avg/4, max = avg*4
 PACK_LIMIT = 256 << 20
-# Small chunks wait in memory so their dedup lookups can be batched.
-PENDING_BYTES = 16 << 20
-PENDING_COUNT = 4096
 LOOKUP_BATCH = 500
 
 EMPTY_HASH = blake3.blake3(b"").digest()
 
-ChunkRef = tuple[bytes, int]  # (blake3 digest, length)
+ChunkRef = tuple  # (blake3 digest, length, offset into the chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +64,32 @@ class FileContent:
 
 
 def content_hash(chunks: Iterable[ChunkRef]) -> bytes:
-    """A file's content hash: blake3 over its chunk hashes (cheap; never re-reads the bytes).
+    """The content hash of a file made of whole chunks: blake3 over the chunk digests.
 
-    Chunking is deterministic, so the same bytes written whole always get the same hash;
-    appended files may hash differently from the same bytes written at once, which only makes
-    pipelines conservatively reprocess.
+    Cheap (never re-reads the bytes) and deterministic, because chunking is. Small bundled
+    files hash their bytes directly; appended files chain hashes (see ``append_hash``).
     """
     refs = list(chunks)
     if not refs:
         return EMPTY_HASH
     h = blake3.blake3()
-    for digest, _length in refs:
-        h.update(digest)
+    for ref in refs:
+        h.update(ref[0])
     return h.digest()
+
+
+def append_hash(first: bytes, then: bytes) -> bytes:
+    """The content hash of a file after appending content with hash ``then``."""
+    if first == EMPTY_HASH:
+        return then
+    if then == EMPTY_HASH:
+        return first
+    return blake3.blake3(first + then).digest()
 
 
 def make_content(chunks: Iterable[ChunkRef]) -> FileContent:
     refs = tuple(chunks)
-    return FileContent(size=sum(n for _, n in refs), hash=content_hash(refs), chunks=refs)
+    return FileContent(size=sum(r[1] for r in refs), hash=content_hash(refs), chunks=refs)
 
 
 def pack_key(pack_id: str) -> str:
@@ -95,8 +112,8 @@ class ContentWriter:
     db: Database
     _pack: _Pack | None = None
     _index: dict[bytes, tuple[str, int, int]] = field(default_factory=dict)
-    _pending: dict[bytes, bytes] = field(default_factory=dict)
-    _pending_bytes: int = 0
+    _bundle: bytearray = field(default_factory=bytearray)
+    _slots: list[list] = field(default_factory=list)  # refs into the open bundle, filled at close
     _packs: list[tuple[str, int]] = field(default_factory=list)
     bytes_written: int = 0
     bytes_deduped: int = 0
@@ -104,36 +121,40 @@ class ContentWriter:
     # -- public API ---------------------------------------------------------------------------
 
     def write_bytes(self, data: bytes | memoryview) -> FileContent:
-        if len(data) <= SMALL_FILE:
-            return make_content([self._add_small(bytes(data))] if len(data) else [])
-        return make_content(self._add_large(c.data) for c in FastCDC(avg_size=CDC_AVG).cut_buf(data))
+        n = len(data)
+        if n == 0:
+            return FileContent(0, EMPTY_HASH, ())
+        if n < BUNDLE_FILE:
+            return self._add_bundled(bytes(data))
+        if n <= SMALL_FILE:
+            return make_content([self._add_chunk(data)])
+        return make_content(self._add_chunk(c.data) for c in FastCDC(avg_size=CDC_AVG).cut_buf(data))
 
-    def write_path(self, path: Path) -> FileContent:
+    def write_path(self, path: Path | str) -> FileContent:
         size = os.path.getsize(path)
         if size <= SMALL_FILE:
             with open(path, "rb") as f:
                 return self.write_bytes(f.read())
         return make_content(
-            self._add_large(c.data) for c in FastCDC(avg_size=CDC_AVG).cut_file(str(path))
+            self._add_chunk(c.data) for c in FastCDC(avg_size=CDC_AVG).cut_file(str(path))
         )
 
-    def write_stream(self, stream: BinaryIO, progress: callable | None = None) -> FileContent:  # type: ignore[valid-type]
+    def write_stream(self, stream: BinaryIO, progress: Callable[[int], None] | None = None) -> FileContent:
         head = stream.read(SMALL_FILE + 1)
         if len(head) <= SMALL_FILE:
             if progress:
                 progress(len(head))
             return self.write_bytes(head)
-        chained = _Prepend(head, stream)
         refs = []
-        for c in FastCDC(avg_size=CDC_AVG).cut_stream(chained):
-            refs.append(self._add_large(c.data))
+        for c in FastCDC(avg_size=CDC_AVG).cut_stream(_Prepend(head, stream)):
+            refs.append(self._add_chunk(c.data))
             if progress:
                 progress(c.length)
         return make_content(refs)
 
     def seal(self) -> tuple[list[dict], list[dict]]:
-        """Flush and close the current pack; return (chunk index rows, pack rows) to insert."""
-        self._flush_pending()
+        """Close the open bundle and pack; return (chunk index rows, pack rows) to insert."""
+        self._close_bundle()
         self._close_pack()
         chunk_rows = [
             {"hash": h, "pack": k, "offset": o, "length": n} for h, (k, o, n) in self._index.items()
@@ -151,47 +172,38 @@ class ContentWriter:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _add_small(self, data: bytes) -> ChunkRef:
+    def _add_bundled(self, data: bytes) -> FileContent:
         digest = blake3.blake3(data).digest()
-        if digest not in self._index and digest not in self._pending:
-            self._pending[digest] = data
-            self._pending_bytes += len(data)
-            if self._pending_bytes >= PENDING_BYTES or len(self._pending) >= PENDING_COUNT:
-                self._flush_pending()
-        return digest, len(data)
+        # The slot's digest is the bundle's, known only when the bundle closes; the list is
+        # shared with the entry, so closing the bundle completes every reference at once.
+        slot = [None, len(data), len(self._bundle)]
+        self._bundle += data
+        self._slots.append(slot)
+        if digest[0] == 0 or len(self._bundle) >= BUNDLE_MAX:  # content-defined boundary
+            self._close_bundle()
+        return FileContent(len(data), digest, (slot,))
 
-    def _add_large(self, data: memoryview) -> ChunkRef:
-        digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).digest()
-        if digest not in self._index and digest not in self._pending:
-            if self._known([digest]):
-                self.bytes_deduped += len(data)
-            else:
-                self._append(digest, data)
-        else:
-            self.bytes_deduped += len(data)
-        return digest, len(data)
-
-    def _flush_pending(self) -> None:
-        if not self._pending:
+    def _close_bundle(self) -> None:
+        if not self._slots:
             return
-        known = self._known(list(self._pending))
-        for digest, data in self._pending.items():
-            if digest in known:
-                self.bytes_deduped += len(data)
-            else:
-                self._append(digest, data)
-        self._pending.clear()
-        self._pending_bytes = 0
+        data = bytes(self._bundle)
+        ref = self._add_chunk(data)
+        for slot in self._slots:
+            slot[0] = ref[0]
+        self._bundle = bytearray()
+        self._slots = []
 
-    def _known(self, digests: list[bytes]) -> set[bytes]:
-        """Which of these chunks are already stored (committed by anyone)."""
-        found: set[bytes] = set()
-        col = schema.chunks.c.hash
-        with self.db.read() as conn:
-            for i in range(0, len(digests), LOOKUP_BATCH):
-                batch = digests[i : i + LOOKUP_BATCH]
-                found.update(conn.execute(select(col).where(col.in_(batch))).scalars())
-        return found
+    def _add_chunk(self, data: bytes | memoryview) -> ChunkRef:
+        digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO if len(data) > (1 << 20) else 1).digest()
+        if digest in self._index or self._known(digest):
+            self.bytes_deduped += len(data)
+        else:
+            self._append(digest, data)
+        return (digest, len(data), 0)
+
+    def _known(self, digest: bytes) -> bool:
+        """Whether a chunk is already stored (committed by anyone)."""
+        return self.db.has_key(schema.chunks, "hash", digest)
 
     def _append(self, digest: bytes, data: bytes | memoryview) -> None:
         if self._pack is None:
@@ -263,44 +275,42 @@ class ContentReader:
             )
         return out
 
-    def iter_bytes(self, chunks: Iterable[ChunkRef], offset: int = 0) -> Iterator[bytes]:
+    def iter_bytes(self, chunks: Iterable[ChunkRef], start: int = 0) -> Iterator[bytes]:
+        """A file's bytes from byte ``start`` on, one chunk slice at a time."""
+        for key, off, n in self._slices(chunks, start):
+            yield self.store.read(key, off, n)
+
+    def _slices(self, chunks: Iterable[ChunkRef], start: int) -> Iterator[tuple[str, int, int]]:
+        """(pack, offset, length) pieces covering the file from byte ``start``."""
         refs = list(chunks)
-        where = self.locate(d for d, _ in refs)
+        where = self.locate(r[0] for r in refs)
         pos = 0
-        for digest, length in refs:
-            if pos + length <= offset:
+        for ref in refs:
+            length = ref[1]
+            if pos + length <= start:
                 pos += length
                 continue
-            key, off, n = where[digest]
-            skip = max(0, offset - pos)
-            yield self.store.read(key, off + skip, n - skip)
+            skip = max(0, start - pos)
             pos += length
+            key, off, _n = where[ref[0]]
+            yield key, off + ref[2] + skip, length - skip
 
     def read_bytes(self, chunks: Iterable[ChunkRef]) -> bytes:
         return b"".join(self.iter_bytes(chunks))
 
-    def copy_to_fd(self, chunks: Iterable[ChunkRef], fd: int, offset: int = 0) -> int:
+    def copy_to_fd(self, chunks: Iterable[ChunkRef], fd: int, start: int = 0) -> int:
         """Write a file's bytes to ``fd`` using kernel copies where the store is local."""
-        refs = list(chunks)
-        where = self.locate(d for d, _ in refs)
         written = 0
         fds: dict[str, int] = {}
         try:
-            pos = 0
-            for digest, length in refs:
-                if pos + length <= offset:
-                    pos += length
-                    continue
-                skip = max(0, offset - pos)
-                pos += length
-                key, off, n = where[digest]
+            for key, off, n in self._slices(chunks, start):
                 local = self.store.local_path(key)
                 if local is None:
-                    written += _write_all(fd, self.store.read(key, off + skip, n - skip))
+                    written += _write_all(fd, self.store.read(key, off, n))
                     continue
                 if key not in fds:
                     fds[key] = os.open(local, os.O_RDONLY)
-                written += _copy_range(fds[key], fd, off + skip, n - skip)
+                written += _copy_range(fds[key], fd, off, n)
         finally:
             for f in fds.values():
                 os.close(f)

@@ -45,6 +45,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._probe = None
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             self._write = _sqlite_engine(url, immediate=True)
@@ -87,11 +88,39 @@ class Database:
         if not rows:
             return
         if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+            # Straight to the driver: bulk index inserts are hot (a commit of 100k files) and
+            # SQLAlchemy's per-row bookkeeping would cost more than SQLite itself.
+            cols = list(rows[0])
+            sql = (f"INSERT OR IGNORE INTO {table.name} ({', '.join(cols)}) "
+                   f"VALUES ({', '.join('?' * len(cols))})")
+            conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+            return
+        from sqlalchemy.dialects.postgresql import insert
+
         conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
+    def has_key(self, table, column: str, value: object) -> bool:  # type: ignore[no-untyped-def]
+        """Whether a row with ``column == value`` exists, as cheaply as the backend allows.
+
+        Hot path (a dedup probe per chunk): on SQLite it uses one long-lived autocommit driver
+        connection, so each probe is a single indexed SELECT with no transaction overhead.
+        """
+        if self.is_sqlite:
+            if self._probe is None:
+                self._probe = self._read.raw_connection()
+            cur = self._probe.cursor()
+            try:
+                cur.execute(f"SELECT 1 FROM {table.name} WHERE {column} = ? LIMIT 1", (value,))
+                return cur.fetchone() is not None
+            finally:
+                cur.close()
+        col = table.c[column]
+        with self.read() as conn:
+            return conn.execute(select(col).where(col == value).limit(1)).first() is not None
+
     def dispose(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
         self._write.dispose()
         self._read.dispose()

@@ -9,8 +9,11 @@ are interchangeable. ``MemoryObjectStore`` is an in-memory twin for fast unit te
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +39,9 @@ class ObjectStore(Protocol):
 
     def size(self, key: str) -> int: ...
 
+    def mtime(self, key: str) -> float:
+        """When the object was stored (seconds since the epoch); GC's grace for young orphans."""
+
     def delete(self, key: str) -> None:
         """Remove an object; removing a missing object is not an error."""
 
@@ -49,18 +55,31 @@ class ObjectStore(Protocol):
         """The object's path on this machine if it has one (for zero-copy reads), else None."""
 
 
+SCRATCH = "tmp"  # LocalObjectStore's scratch directory; no key may live under it
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that are not plain relative ``a/b/c`` names (ValueError names the key).
+
+    Every part must be non-empty and not ``.`` or ``..`` (so a key can never escape the store
+    or name the same object two ways), and the scratch directory's name is reserved.
+    """
+    parts = key.split("/")
+    if "\0" in key or any(p in ("", ".", "..") for p in parts) or parts[0] == SCRATCH:
+        raise ValueError(f"bad object key {key!r}")
+    return key
+
+
 class LocalObjectStore:
     """Objects as files under a directory; atomic by write-to-temp then rename."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._tmp = self.root / "tmp"
+        self._tmp = self.root / SCRATCH
         self._tmp.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"bad object key {key!r}")
-        return self.root / key
+        return self.root / check_key(key)
 
     def scratch_dir(self) -> Path:
         return self._tmp
@@ -80,7 +99,21 @@ class LocalObjectStore:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # rename is atomic on one filesystem; the scratch dir lives under the same root.
-        os.replace(path, dest)
+        try:
+            os.replace(path, dest)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            # A file from another filesystem: copy it into scratch first, then rename.
+            tmp = self._tmp / uuid.uuid4().hex
+            try:
+                shutil.copyfile(path, tmp)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            os.unlink(path)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
@@ -100,6 +133,12 @@ class LocalObjectStore:
         except FileNotFoundError:
             raise NotFound(f"object {key} not found in {self.root}") from None
 
+    def mtime(self, key: str) -> float:
+        try:
+            return self._path(key).stat().st_mtime
+        except FileNotFoundError:
+            raise NotFound(f"object {key} not found in {self.root}") from None
+
     def delete(self, key: str) -> None:
         try:
             self._path(key).unlink()
@@ -110,7 +149,7 @@ class LocalObjectStore:
         keys: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel = os.path.relpath(dirpath, self.root)
-            if rel == "tmp":
+            if rel == SCRATCH:
                 dirnames[:] = []
                 continue
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
@@ -123,6 +162,7 @@ class MemoryObjectStore:
 
     def __init__(self, scratch: Path) -> None:
         self._objects: dict[str, bytes] = {}
+        self._mtimes: dict[str, float] = {}
         self._lock = threading.Lock()
         self._scratch = Path(scratch)
         self._scratch.mkdir(parents=True, exist_ok=True)
@@ -134,15 +174,19 @@ class MemoryObjectStore:
         return None
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        check_key(key)
         with self._lock:
             self._objects[key] = bytes(data)
+            self._mtimes[key] = time.time()
 
     def put_file(self, key: str, path: Path) -> None:
+        check_key(key)
         data = Path(path).read_bytes()
         os.unlink(path)
         self.put_bytes(key, data)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        check_key(key)
         try:
             data = self._objects[key]
         except KeyError:
@@ -151,14 +195,22 @@ class MemoryObjectStore:
         return data[offset:end]
 
     def exists(self, key: str) -> bool:
-        return key in self._objects
+        return check_key(key) in self._objects
 
     def size(self, key: str) -> int:
         return len(self.read(key))
 
+    def mtime(self, key: str) -> float:
+        try:
+            return self._mtimes[check_key(key)]
+        except KeyError:
+            raise NotFound(f"object {key} not found in memory store") from None
+
     def delete(self, key: str) -> None:
+        check_key(key)
         with self._lock:
             self._objects.pop(key, None)
+            self._mtimes.pop(key, None)
 
     def list(self, prefix: str = "") -> Iterator[str]:
         return iter(sorted(k for k in list(self._objects) if k.startswith(prefix)))

@@ -1,0 +1,58 @@
+"""Shared helpers for the benchmarks: fresh roots, timing, dropping caches, reporting."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH_DIR = Path(os.environ.get("TUSK_BENCH_DIR", "/tmp/tusk-bench"))
+
+
+def fresh_dir(name: str) -> Path:
+    """A new directory (never reuse deleted areas: inode allocation slows after mass deletes)."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BENCH_DIR))
+
+
+def drop_caches() -> None:
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        pass
+
+
+@contextmanager
+def timer() -> object:
+    t = {"start": time.perf_counter()}
+    yield t
+    t["seconds"] = time.perf_counter() - t["start"]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+
+
+def report(name: str, result: dict) -> None:
+    print(json.dumps({"bench": name, **result}, indent=2))
+    out = BENCH_DIR / "results.jsonl"
+    with open(out, "a") as f:
+        f.write(json.dumps({"bench": name, "at": time.time(), **result}) + "\n")
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
