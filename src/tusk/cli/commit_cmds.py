@@ -87,7 +87,8 @@ def inspect_commit(ref: str, wait: bool, project: str | None, fmt: str, raw: boo
 
 @list_.command("commit")
 @click.argument("ref", required=False, metavar="[REPO[@REF] | ID]")
-@click.option("-n", "--number", type=int, default=0, help="At most this many commits.")
+@click.option("-n", "--number", type=click.IntRange(min=0), default=0,
+              help="At most this many commits (0: all).")
 @click.option("--all", "all_origins", is_flag=True, help="Include AUTO commits (made by propagation).")
 @click.option("--origin", type=click.Choice(["USER", "AUTO"]), default=None, help="Only this origin.")
 @click.option("-x", "--expand", is_flag=True, help="For commit sets: one line per commit.")

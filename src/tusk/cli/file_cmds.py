@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -25,8 +27,13 @@ class _Progress:
     def __init__(self, enabled: bool, total: int | None) -> None:
         self.bar = None
         if enabled:
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
 
             self.bar = Progress(TextColumn("put file"), BarColumn(), DownloadColumn(),
                                 TransferSpeedColumn(), transient=True)
@@ -80,8 +87,11 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
     for item in items:
         if item != "-" and not src.is_url(item) and not os.path.exists(item):
             raise InvalidArgument(f"{item}: no such file or directory")
-        if item != "-" and not src.is_url(item) and os.path.isdir(item) and not recursive and not untar:
-            raise InvalidArgument(f"{item} is a directory; use -r to put it recursively")
+        if item != "-" and not src.is_url(item) and os.path.isdir(item):
+            if untar:
+                raise InvalidArgument(f"{item} is a directory; --untar needs a tar archive")
+            if not recursive:
+                raise InvalidArgument(f"{item} is a directory; use -r to put it recursively")
     total = None
     if all(i != "-" and not src.is_url(i) for i in items):
         total = sum(_local_size(Path(i)) for i in items)
@@ -91,8 +101,7 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
         with svc.modify(target, description=message) as session:
             for item in items:
                 if untar:
-                    stream = sys.stdin.buffer if item == "-" else (src.open_url(item) if src.is_url(item) else open(item, "rb"))
-                    with stream:
+                    with _open_source(item) as stream:
                         for path, member in src.iter_tar(stream, dest or "/"):
                             session.put_stream(path, member, append, bar)
                 elif item == "-":
@@ -116,6 +125,17 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
         bar.close()
 
 
+def _open_source(item: str):  # type: ignore[no-untyped-def]
+    """A source as a readable binary stream (stdin is not closed afterwards)."""
+    from tusk.pfs import sources as src
+
+    if item == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    if src.is_url(item):
+        return src.open_url(item)
+    return open(item, "rb")
+
+
 def _local_size(p: Path) -> int:
     if p.is_file():
         return p.stat().st_size
@@ -126,7 +146,7 @@ def _local_size(p: Path) -> int:
 @click.argument("ref", metavar="REPO@REF:PATH")
 @click.option("-o", "--output", "out", default=None, help="Write to this path instead of stdout.")
 @click.option("-r", "--recursive", is_flag=True, help="Download a directory (needs -o).")
-@click.option("--offset", type=int, default=0, help="Start at this byte of the file.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Start at this byte of the file.")
 @project_option
 def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: str | None) -> None:
     """Print a file, or download a file or directory."""
@@ -142,11 +162,15 @@ def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: s
             raise InvalidArgument(f"{fref.path} is a directory; use -r -o DIR to download it")
         if out is None:
             raise InvalidArgument("downloading a directory needs -o DIR")
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise InvalidArgument(f"{out} exists and is not a directory")
         prefix = "" if fref.path == "/" else fref.path
-        for f in svc.walk_file(FileRef(fref.commit, fref.path)):
-            target = Path(out) / f.path[len(prefix):].lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_file(reader, f.chunks, target, 0)
+        with _local_errors():
+            Path(out).mkdir(parents=True, exist_ok=True)
+            for f in svc.walk_file(FileRef(fref.commit, fref.path)):
+                target = Path(out) / f.path[len(prefix):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write_file(reader, f.chunks, target, 0)
         return
     if out is None:
         sys.stdout.flush()
@@ -155,7 +179,19 @@ def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: s
         target = Path(out)
         if target.is_dir():
             target = target / os.path.basename(fref.path)
-        _write_file(reader, info.chunks, target, offset)
+        with _local_errors():
+            _write_file(reader, info.chunks, target, offset)
+
+
+@contextlib.contextmanager
+def _local_errors() -> Iterator[None]:
+    """A local file that cannot be written is the user's error: one line, not a traceback."""
+    from tusk.errors import TuskError
+
+    try:
+        yield
+    except OSError as e:
+        raise TuskError(f"cannot write {e.filename or 'output'}: {e.strerror or e}") from None
 
 
 def _write_file(reader, chunks, target: Path, offset: int) -> None:  # type: ignore[no-untyped-def]
@@ -163,8 +199,11 @@ def _write_file(reader, chunks, target: Path, offset: int) -> None:  # type: ign
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         reader.copy_to_fd(chunks, fd, offset)
-    finally:
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, target)  # a download is whole or absent, never half a file
 
 

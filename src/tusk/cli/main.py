@@ -25,6 +25,14 @@ class TuskGroup(click.Group):
         except TuskError as e:
             click.echo(f"tusk: {e.message}", err=True)
             ctx.exit(exit_code(e))
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # 'tusk create' alone: click shows the group's help
+        except click.UsageError as e:
+            # Bad flags or arguments: one line like every other user error, with where to look.
+            where = e.ctx.command_path if e.ctx is not None else "tusk"
+            message = e.format_message().replace("\n", " ")
+            click.echo(f"tusk: {message} (see '{where} --help')", err=True)
+            ctx.exit(e.exit_code)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(141)

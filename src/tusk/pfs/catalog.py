@@ -412,7 +412,7 @@ class CatalogMixin:
         else:
             br = self._branch_row(conn, repo.id, ref.branch or "master")
             if br is None:
-                raise NotFound(f"branch {ref.repo}@{ref.branch} not found")
+                raise NotFound(f"branch {ref.repo}@{ref.branch or 'master'} not found")
             row = conn.execute(select(c).where(c.c.id == br.head_id)).one()
         if ref.index is not None:
             chain = [row]
@@ -440,7 +440,9 @@ class CatalogMixin:
             .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(s.repos, c.c.repo_id == s.repos.c.id))
             .where(cp.c.commit_pk == row.id)
         ).all()
-        children = conn.execute(select(c.c.commit_id).where(c.c.parent_id == row.id)).scalars().all()
+        children = conn.execute(
+            select(c.c.commit_id).where(c.c.parent_id == row.id).order_by(c.c.id)
+        ).scalars().all()
         return CommitInfo(
             repo.project, repo.name, row.commit_id, row.branch, parent, row.origin, row.description,
             "FINISHED" if row.state == FINISHED else "STARTED", row.error, row.started_at,

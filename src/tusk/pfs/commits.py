@@ -115,8 +115,8 @@ class CommitsMixin(CatalogMixin):
         written = [p for p, op in changes.sorted_ops() if op.kind != trees.DELETE]
         self.check_collisions(res, base, written)
         self.b.db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in res.nodes.items()])
-        values = dict(state=FINISHED, finished_at=time.time(), tree=res.root,
-                      size_bytes=res.size, file_count=res.count, error=error)
+        values = {"state": FINISHED, "finished_at": time.time(), "tree": res.root,
+                  "size_bytes": res.size, "file_count": res.count, "error": error}
         if description is not None:
             values["description"] = description
         conn.execute(update(s.commits).where(s.commits.c.id == row.id).values(**values))
@@ -267,16 +267,44 @@ class CommitsMixin(CatalogMixin):
             for r in rows:
                 if r.state == OPEN:
                     raise FailedPrecondition(f"cannot squash commit set {commit_id}: it is not finished")
-                kids = conn.execute(select(s.commits.c.id).where(s.commits.c.parent_id == r.id)).scalars().all()
+                kids = conn.execute(select(s.commits).where(s.commits.c.parent_id == r.id)).all()
                 if not kids:
                     raise FailedPrecondition(
                         f"cannot squash commit set {commit_id}: its commit in {self._repo_label(conn, r)}"
                         " has no children, so its data would be lost; use 'tusk delete commit' to drop it"
                     )
+                # An open child's content is its base (this commit, or this commit through
+                # errored children) plus its staged changes: re-parenting would drop our data.
+                open_kid = self._open_dependant(conn, kids, pks)
+                if open_kid is not None:
+                    raise FailedPrecondition(
+                        f"cannot squash commit set {commit_id}: child commit"
+                        f" {self._repo_label(conn, r)}@{open_kid.commit_id} is still open; finish it first"
+                    )
+                # A branch whose head is this commit would be left pointing at nothing.
+                head = conn.execute(select(s.branches.c.name).where(s.branches.c.head_id == r.id)).first()
+                if head is not None:
+                    raise FailedPrecondition(
+                        f"cannot squash commit set {commit_id}: it is the head of branch"
+                        f" {self._repo_label(conn, r)}@{head[0]}; move that branch first"
+                    )
                 self._check_no_outside_dependents(conn, r, pks, commit_id)
             for r in rows:
                 conn.execute(update(s.commits).where(s.commits.c.parent_id == r.id).values(parent_id=r.parent_id))
             self._drop_rows(conn, pks)
+
+    def _open_dependant(self, conn: Connection, kids: list[Row], pks: set[int]) -> Row | None:
+        """An open commit whose base content comes through ``kids`` (errored ones are skipped)."""
+        todo = list(kids)
+        while todo:
+            k = todo.pop()
+            if k.id in pks:
+                continue
+            if k.state == OPEN:
+                return k
+            if k.error:
+                todo.extend(conn.execute(select(s.commits).where(s.commits.c.parent_id == k.id)).all())
+        return None
 
     def _set_rows(self, conn: Connection, commit_id: str) -> list[Row]:
         rows = conn.execute(select(s.commits).where(s.commits.c.commit_id == commit_id)).all()

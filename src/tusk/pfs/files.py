@@ -29,7 +29,7 @@ from tusk.pfs.model import CommitInfo, FileDiff, FileInfo
 from tusk.pfs.names import dir_prefix, normalize_path
 from tusk.pfs.refs import CommitRef, FileRef
 from tusk.storage import schema as s
-from tusk.storage.content import FileContent
+from tusk.storage.content import PENDING_HASH, FileContent, refs_hash
 
 CAS_RETRIES = 20
 
@@ -224,6 +224,7 @@ class FileSession:
             self.writer.abort()
             return None
         chunk_rows, pack_rows = self.writer.seal()
+        self._rehash_appends()
         svc, db = self.svc, self.svc.b.db
         ops = self.changes.sorted_ops()
         dels = sorted(self.changes.deleted_dirs)
@@ -274,6 +275,13 @@ class FileSession:
                     select(s.commits).where(s.commits.c.id == pk)).one())
                 return self.commit
         raise Conflict(f"{self.ref} kept moving while this change was written; run it again")
+
+    def _rehash_appends(self) -> None:
+        """Appended files composed before their bundles were sealed get their real hash now."""
+        for path, op in list(self.changes.ops.items()):
+            if op.entry is not None and op.entry.hash == PENDING_HASH:
+                entry = op.entry._replace(hash=refs_hash(op.entry.chunks))
+                self.changes.ops[path] = op._replace(entry=entry)
 
     def _stage_into(self, target, chunk_rows: list[dict], pack_rows: list[dict]) -> CommitInfo:  # type: ignore[no-untyped-def]
         db = self.svc.b.db

@@ -18,7 +18,7 @@ import blake3
 import msgpack
 from sqlalchemy import Connection, delete, func, select, update
 
-from tusk.errors import NotFound
+from tusk.errors import FailedPrecondition, NotFound
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
 from tusk.storage.content import pack_key
@@ -39,24 +39,35 @@ class GcStats:
         return self.__dict__.copy()
 
 
-def _mark(conn: Connection) -> tuple[set[bytes], set[bytes]]:
+def _mark(conn: Connection, missing: list[str] | None = None) -> tuple[set[bytes], set[bytes]]:
+    """Live tree nodes and chunks. A missing node is appended to ``missing`` (fsck) or, when
+    that is None, aborts: without the node its chunks cannot be marked, so a sweep would free
+    live data."""
     nodes: set[bytes] = set()
     chunks: set[bytes] = set()
 
-    def node(h: bytes) -> bytes:
-        return conn.execute(select(s.tree_nodes.c.data).where(s.tree_nodes.c.hash == h)).scalar_one()
+    def node(h: bytes) -> bytes | None:
+        data = conn.execute(select(s.tree_nodes.c.data).where(s.tree_nodes.c.hash == h)).scalar()
+        if data is None:
+            msg = f"tree node {h.hex()[:16]} is referenced but missing"
+            if missing is None:
+                raise FailedPrecondition(f"{msg}; not collecting garbage (run 'tusk fsck')")
+            missing.append(msg)
+        return data
 
     roots = conn.execute(select(s.commits.c.tree).where(s.commits.c.tree.is_not(None)).distinct()).scalars()
     for root in list(roots):
         if root in nodes:
             continue
         nodes.add(root)
-        for rng in msgpack.unpackb(node(root), raw=False):
+        root_data = node(root)
+        for rng in msgpack.unpackb(root_data, raw=False) if root_data is not None else ():
             h = rng[2]
             if h in nodes:
                 continue
             nodes.add(h)
-            for entry in msgpack.unpackb(node(h), raw=False):
+            range_data = node(h)
+            for entry in msgpack.unpackb(range_data, raw=False) if range_data is not None else ():
                 chunks.update(c[0] for c in entry[3])
     for blob in conn.execute(select(s.staging.c.entry).where(s.staging.c.entry.is_not(None))).scalars():
         chunks.update(c[0] for c in msgpack.unpackb(blob, raw=False)[3])
@@ -144,10 +155,10 @@ class FsckReport:
 
 
 def fsck(b: Backend, verify_hashes: bool = True) -> FsckReport:
-    """Check that every chunk a commit needs is indexed, present and (optionally) intact."""
+    """Check that every tree node and chunk a commit needs is present and (optionally) intact."""
     report = FsckReport(problems=[])
     with b.db.read() as conn:
-        _nodes, live_chunks = _mark(conn)
+        _nodes, live_chunks = _mark(conn, report.problems)
         index = {h: (k, o, n) for h, k, o, n in conn.execute(
             select(s.chunks.c.hash, s.chunks.c.pack, s.chunks.c.offset, s.chunks.c.length))}
     for h in sorted(live_chunks):

@@ -32,14 +32,21 @@ def destination(source: str, dest: str | None, many: bool, full_path: bool = Fal
     """Where one source file lands (pachctl's rules)."""
     if full_path and not is_url(source):
         return normalize_path(os.path.abspath(source))
-    base = os.path.basename(urllib.parse.urlparse(source).path if is_url(source) else source.rstrip("/"))
+    if is_url(source):
+        base = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(source).path))
+    else:
+        base = os.path.basename(source.rstrip("/"))
     if dest is None or dest == "" or dest == "/":
-        if not base or source == "-":
+        if source == "-":
             raise InvalidArgument("name a destination path for stdin: repo@branch:/path")
+        if not base:
+            raise InvalidArgument(f"{source} has no file name; name a destination: repo@branch:/path")
         return normalize_path("/" + base)
     if dest.endswith("/") or many:
         if source == "-":
             raise InvalidArgument("stdin needs a file destination, not a directory")
+        if not base:
+            raise InvalidArgument(f"{source} has no file name; name a destination: repo@branch:/path")
         return join_dest(dest, base)
     return normalize_path(dest)
 
@@ -82,7 +89,7 @@ def _checked_name(name: str, local: str) -> str:
 
 def open_url(url: str) -> BinaryIO:
     try:
-        return urllib.request.urlopen(url, timeout=60)  # noqa: S310 - http(s) only, checked by is_url
+        return urllib.request.urlopen(url, timeout=60)  # http(s) only: see is_url
     except urllib.error.HTTPError as e:
         raise NotFound(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
@@ -109,6 +116,9 @@ def iter_tar(stream: BinaryIO, dest_dir: str) -> Iterator[tuple[str, BinaryIO]]:
                 f = tar.extractfile(member)
                 if f is None:
                     continue
-                yield join_dest(dest_dir, member.name.lstrip("./")), f
+                # Drop only "." and empty parts ("./a", "/a"): a leading dot is part of a name.
+                name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
+                if name:
+                    yield join_dest(dest_dir, name), f
     except tarfile.TarError as e:
         raise InvalidArgument(f"not a readable tar archive ({e})") from None

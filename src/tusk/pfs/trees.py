@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import bisect
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from collections import OrderedDict
 from typing import NamedTuple, Protocol
 
 import blake3
@@ -158,22 +158,36 @@ def prefix_end(prefix: str) -> str | None:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-@lru_cache(maxsize=64)
-def _cached_root_bytes(store: NodeStore, digest: bytes) -> tuple[RangeRef, ...]:
-    return tuple(decode_root(store.get_node(digest)))
+class _NodeCache:
+    """Decoded nodes by digest. Nodes are content-addressed, so a digest means the same node
+    in every store; keying on the digest alone keeps no store (or overlay) alive."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[bytes, tuple] = OrderedDict()
+
+    def get(self, store: NodeStore, digest: bytes, decode: Callable[[bytes], list]) -> tuple:
+        hit = self.items.get(digest)
+        if hit is not None:
+            self.items.move_to_end(digest)
+            return hit
+        value = tuple(decode(store.get_node(digest)))
+        self.items[digest] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+
+_ROOTS = _NodeCache(64)
+_RANGES = _NodeCache(256)
 
 
 def _cached_root(store: NodeStore, digest: bytes) -> list[RangeRef]:
-    return list(_cached_root_bytes(store, digest))
-
-
-@lru_cache(maxsize=256)
-def _cached_range_t(store: NodeStore, digest: bytes) -> tuple[Entry, ...]:
-    return tuple(decode_entries(store.get_node(digest)))
+    return list(_ROOTS.get(store, digest, decode_root))
 
 
 def _cached_range(store: NodeStore, digest: bytes) -> list[Entry]:
-    return list(_cached_range_t(store, digest))
+    return list(_RANGES.get(store, digest, decode_entries))
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -195,12 +209,10 @@ def combine(base: Entry | None, op: Op) -> Entry | None:
     assert op.entry is not None
     if op.kind == PUT or base is None:
         return op.entry
-    from tusk.storage.content import append_hash  # local: keeps trees free of storage at import
+    from tusk.storage.content import refs_hash  # local: keeps trees free of storage at import
 
     chunks = list(base.chunks) + list(op.entry.chunks)
-    return Entry(
-        base.path, base.size + op.entry.size, append_hash(base.hash, op.entry.hash), chunks, op.entry.datum
-    )
+    return Entry(base.path, base.size + op.entry.size, refs_hash(chunks), chunks, op.entry.datum)
 
 
 @dataclass
@@ -260,6 +272,8 @@ def apply(
             merged.extend(_merge(old, run_ops, dels))
             if j == len(ranges) or not merged or _is_boundary(merged[-1].path):
                 break
+            if not _is_boundary(lasts[j - 1]):
+                break  # the run ended at a forced (size) cut: keep it, as before
             # The run's closing boundary path is gone: like a fresh build, the run flows on into
             # the next range (so the same content always gives the same ranges and root).
             touched[j] = True

@@ -67,7 +67,7 @@ def content_hash(chunks: Iterable[ChunkRef]) -> bytes:
     """The content hash of a file made of whole chunks: blake3 over the chunk digests.
 
     Cheap (never re-reads the bytes) and deterministic, because chunking is. Small bundled
-    files hash their bytes directly; appended files chain hashes (see ``append_hash``).
+    files hash their bytes directly; appended files hash their chunk slices (see ``refs_hash``).
     """
     refs = list(chunks)
     if not refs:
@@ -78,13 +78,25 @@ def content_hash(chunks: Iterable[ChunkRef]) -> bytes:
     return h.digest()
 
 
-def append_hash(first: bytes, then: bytes) -> bytes:
-    """The content hash of a file after appending content with hash ``then``."""
-    if first == EMPTY_HASH:
-        return then
-    if then == EMPTY_HASH:
-        return first
-    return blake3.blake3(first + then).digest()
+# Stands in for the hash of an appended file whose bundled pieces are not sealed yet; the write
+# session replaces it (``refs_hash``) once the bundles have their digests.
+PENDING_HASH = b"\x00" * 32
+
+
+def refs_hash(chunks: Iterable[ChunkRef]) -> bytes:
+    """The content hash of an appended file: blake3 over its chunk slices, in order.
+
+    It depends only on the final list of slices, so it is the same however the appends were
+    grouped into commits.
+    """
+    h = blake3.blake3(b"appended")
+    for ref in chunks:
+        if ref[0] is None:
+            return PENDING_HASH
+        h.update(ref[0])
+        h.update(ref[1].to_bytes(8, "little"))
+        h.update(ref[2].to_bytes(8, "little"))
+    return h.digest()
 
 
 def make_content(chunks: Iterable[ChunkRef]) -> FileContent:

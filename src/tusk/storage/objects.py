@@ -88,16 +88,31 @@ class LocalObjectStore:
         return self._path(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self._path(key)  # refuse a bad key before writing anything
         tmp = self._tmp / uuid.uuid4().hex
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        self.put_file(key, tmp)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self.put_file(key, tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put_file(self, key: str, path: Path) -> None:
         dest = self._path(key)
+        new_dirs = not dest.parent.is_dir()
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._replace(path, dest)
+        # The rename is durable only once its directory is synced (and a new directory's parent).
+        _fsync_dir(dest.parent)
+        if new_dirs:
+            for d in dest.parent.parents:
+                _fsync_dir(d)
+                if d == self.root:
+                    break
+
+    def _replace(self, path: Path, dest: Path) -> None:
         # rename is atomic on one filesystem; the scratch dir lives under the same root.
         try:
             os.replace(path, dest)
@@ -155,6 +170,14 @@ class LocalObjectStore:
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
             keys.extend(base + name for name in filenames if (base + name).startswith(prefix))
         return iter(sorted(keys))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class MemoryObjectStore:

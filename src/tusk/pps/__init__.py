@@ -1,0 +1,1 @@
+"""PPS: Pachyderm's pipeline system — pipeline specs, datums, jobs and the controller."""

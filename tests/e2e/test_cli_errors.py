@@ -1,0 +1,193 @@
+"""User errors through the real CLI.
+
+Each one must print exactly one line on stderr starting with ``tusk:``, exit non-zero, show no
+traceback, and change nothing: a failed write leaves the commit history and files as they were.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+MISSING_ID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def repo(module_tusk):
+    """A repo with two finished commits; the error cases below must not change it."""
+    t = module_tusk
+    t.write("a.txt", "a\n")
+    t.write("dir/b.txt", "b\n")
+    t.write("notatar.tar", "this is not a tar archive\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    t.write("evil.tar", buf.getvalue())
+    t.ok("create", "repo", "f")
+    t.ok("put", "file", "f@master", "-f", "a.txt")
+    t.ok("put", "file", "f@master", "-r", "-f", "dir")
+    return t
+
+
+def _state(t) -> tuple:
+    """Commits of f with what they hold: any change to history or content shows here."""
+    commits = t.json("list", "commit", "f", "--raw")
+    return tuple((c["id"], c["state"], c["size_bytes"], c["file_count"]) for c in commits)
+
+
+@pytest.fixture(scope="module")
+def before(repo):
+    return _state(repo)
+
+
+# (args, a word the message must contain)
+READ_ERRORS = [
+    (["inspect", "repo", "nope"], "nope"),
+    (["list", "file", "f@nobranch"], "nobranch"),
+    (["inspect", "commit", f"f@{MISSING_ID}"], MISSING_ID),
+    (["inspect", "commit", "f@master^5"], "master^5"),
+    (["get", "file", "f@master:/missing.txt"], "/missing.txt"),
+    (["get", "file", "f@master:/dir"], "-r"),  # a directory needs -r -o
+    (["get", "file", "f@master:/a.txt", "--offset", "-1"], "offset"),
+    (["get", "file", "f@master:/a.txt", "-o", "no/such/dir/out.txt"], "no/such/dir"),
+    (["get", "file", "f@master:/dir", "-r", "-o", "a.txt"], "a.txt"),  # a file, not a dir
+    (["inspect", "file", "f@master:/../etc/passwd"], ".."),
+    (["list", "file", "f@master:/a*"], "glob"),
+    (["inspect", "branch", "f@nope"], "nope"),
+    (["list", "branch", "nope"], "nope"),
+    (["inspect", "project", "nope"], "nope"),
+    (["wait", "commit", MISSING_ID], MISSING_ID),
+    (["glob", "file", "f@master:/["], "["),
+    (["glob", "file", "f@master"], "pattern"),
+    (["list", "commit", "f@master", "-n", "-1"], "-1"),
+    (["list", "repo", "--project", "nope"], "nope"),
+]
+
+
+@pytest.mark.parametrize("args, needle", READ_ERRORS, ids=[" ".join(a) for a, _ in READ_ERRORS])
+def test_read_errors(repo, args, needle):
+    line = repo.fail(*args)
+    assert needle in line
+
+
+# Grouped so that one state check covers several failed writes (each check is a tusk run).
+WRITE_ERRORS = {
+    "names": [
+        (["create", "repo", "bad.name"], "bad.name"),
+        (["create", "repo", "f"], "exists"),
+        (["create", "repo", "nope/f"], "nope"),  # missing project
+        (["put", "file", "nope@master:/x", "-f", "a.txt"], "nope"),
+    ],
+    "paths": [
+        (["put", "file", "f@master:/../x", "-f", "a.txt"], ".."),
+        (["put", "file", "f@master:/a/./b", "-f", "a.txt"], "."),
+        (["put", "file", "f@master:/x*y", "-f", "a.txt"], "*"),
+        (["put", "file", "f@master:/a.txt/inside", "-f", "a.txt"], "/a.txt"),  # file/dir collision
+        (["put", "file", "f@master:/dir", "-f", "a.txt"], "/dir"),  # a file where a directory is
+        (["put", "file", "f@master^:/x", "-f", "a.txt"], "master^"),  # not a writable ref
+    ],
+    "sources": [
+        (["put", "file", "f@master", "-f", "dir"], "-r"),  # a directory without -r
+        (["put", "file", "f@master:/x", "-f", "missing.txt"], "missing.txt"),
+        (["put", "file", "f@master:/in/", "-f", "a.txt", "-f", "missing.txt"], "missing.txt"),
+        (["put", "file", "f@master", "-i", "missing-list.txt"], "missing-list.txt"),
+        (["put", "file", "f@master"], "-f"),  # nothing to put
+        (["put", "file", "f@master", "-f", "-"], "destination"),  # stdin needs a path
+        (["put", "file", "f@master:/t/", "--untar", "-f", "notatar.tar"], "tar"),
+        (["put", "file", "f@master:/t/", "--untar", "-f", "dir"], "dir"),
+        (["put", "file", "f@master:/t/", "--untar", "-f", "evil.tar"], ".."),
+    ],
+    "deletes and copies": [
+        (["delete", "file", "f@master:/missing.txt"], "/missing.txt"),
+        (["delete", "file", "f@master:/dir"], "-r"),
+        (["copy", "file", "f@master:/missing.txt", "f@master:/y"], "/missing.txt"),
+        (["copy", "file", "f@master:/a.txt", "nope@master:/y"], "nope"),
+        (["delete", "repo", "nope"], "nope"),
+        (["delete", "commit", MISSING_ID], MISSING_ID),
+        (["squash", "commit", "abc"], "abc"),
+    ],
+    "branches and commits": [
+        (["delete", "branch", "f@nope"], "nope"),
+        (["create", "branch", "f@dev", "--head", "nope"], "nope"),
+        (["create", "branch", "f@dev", "-p", "f@master"], "provenance"),
+        (["create", "branch", "f"], "branch"),
+        (["start", "commit", "f@master", "-p", MISSING_ID], MISSING_ID),
+        (["finish", "commit", "f@master"], "finish"),  # the head is already finished
+    ],
+}
+
+
+@pytest.mark.parametrize("group", list(WRITE_ERRORS))
+def test_write_errors_change_nothing(repo, before, group):
+    for args, needle in WRITE_ERRORS[group]:
+        line = repo.fail(*args)
+        assert needle in line, f"tusk {' '.join(args)}: {line!r} does not mention {needle!r}"
+    assert _state(repo) == before
+    if group == "branches and commits":
+        assert {b["name"] for b in repo.json("list", "branch", "f", "--raw")} == {"master"}
+
+
+def test_write_to_finished_commit_by_id(tusk):
+    tusk.ok("create", "repo", "f")
+    tusk.ok("put", "file", "f@master:/a", "-f", "-", input="a")
+    [cid] = tusk.commit_ids("f")
+    assert "finished" in tusk.fail("put", "file", f"f@{cid}:/b", "-f", "-", input="b")
+    assert "finished" in tusk.fail("delete", "file", f"f@{cid}:/a")
+    assert tusk.commit_ids("f") == [cid]
+    assert tusk.json("list", "file", "f@master", "--raw")[0]["path"] == "/a"
+
+
+def test_start_commit_while_head_is_open(tusk):
+    tusk.ok("create", "repo", "f")
+    first = tusk.ok("start", "commit", "f@master").strip()
+    line = tusk.fail("start", "commit", "f@master")
+    assert first in line and "finish" in line
+    assert tusk.commit_ids("f") == [first]
+    # the failed put of a batch leaves the open commit's staged files untouched
+    tusk.ok("put", "file", "f@master:/kept", "-f", "-", input="kept")
+    tusk.fail("put", "file", "f@master:/in/", "-f", "-", input="x")
+    tusk.ok("finish", "commit", "f@master")
+    assert [f["path"] for f in tusk.json("list", "file", "f@master", "--raw")] == ["/kept"]
+
+
+def test_failed_second_source_makes_no_commit(tusk, http_dir):
+    tusk.write("good.txt", "good\n")
+    tusk.ok("create", "repo", "f")
+    tusk.ok("put", "file", "f@master:/seed", "-f", "good.txt")
+    before = tusk.commit_ids("f")
+    line = tusk.fail("put", "file", "f@master:/in/", "-f", "good.txt", "-f",
+                     f"{http_dir.url}/missing.bin")
+    assert "404" in line
+    assert tusk.commit_ids("f") == before
+    assert [f["path"] for f in tusk.json("list", "file", "f@master", "--raw")] == ["/seed"]
+
+
+def test_collision_within_one_put(tusk):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("p", "p/q"):  # /p is both a file and a directory
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    tusk.write("clash.tar", buf.getvalue())
+    tusk.ok("create", "repo", "f")
+    line = tusk.fail("put", "file", "f@master", "--untar", "-f", "clash.tar")
+    assert "collision" in line
+    assert tusk.commit_ids("f") == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["create", "repo"], "REPO"),
+    (["list", "nonsense"], "nonsense"),
+    (["put", "file", "f@master", "--bogus"], "--bogus"),
+    (["list", "repo", "-o", "xml"], "xml"),
+])
+def test_usage_errors_are_one_line_too(tusk, args, needle):
+    line = tusk.fail(*args)
+    assert needle in line and "--help" in line

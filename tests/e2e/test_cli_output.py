@@ -1,0 +1,103 @@
+"""Output formats through the real CLI: --raw / -o json, -o yaml, and pachctl-like tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def world(module_tusk):
+    t = module_tusk
+    t.ok("create", "project", "lab", "-d", "a lab")
+    t.ok("create", "repo", "images", "-d", "raw images")
+    t.ok("put", "file", "images@master:/a/one.txt", "-f", "-", input="one\n")
+    t.ok("put", "file", "images@master:/a/two.txt", "-f", "-", input="two!\n")
+    t.ids = t.commit_ids("images@master")  # newest first
+    return t
+
+
+def _header(table: str) -> list[str]:
+    return table.splitlines()[0].split()
+
+
+# command -> (fields every JSON record must have, the header words of its table)
+LISTINGS = {
+    ("list", "project"): ({"name", "description", "created_at"}, ["PROJECT", "CREATED", "DESCRIPTION"]),
+    ("list", "repo"): ({"project", "name", "description", "size_bytes", "created_at"},
+                       ["PROJECT", "NAME", "CREATED", "SIZE", "(MASTER)", "DESCRIPTION"]),
+    ("list", "commit", "images@master"): (
+        {"repo", "branch", "id", "parent", "origin", "state", "description", "size_bytes"},
+        ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION"]),
+    ("list", "commit"): ({"id", "commits", "finished"}, ["ID", "SUBCOMMITS", "PROGRESS", "CREATED"]),
+    ("list", "branch", "images"): ({"repo", "name", "head", "provenance"},
+                                   ["BRANCH", "HEAD", "UPDATED", "PROVENANCE"]),
+    ("list", "file", "images@master:/a"): ({"path", "type", "size", "commit"}, ["NAME", "TYPE", "SIZE"]),
+    ("glob", "file", "images@master:/a/*"): ({"path", "type", "size"}, ["NAME", "TYPE", "SIZE"]),
+    ("diff", "file", "images@master"): ({"path", "change", "old_size", "new_size"},
+                                        ["PATH", "OLD", "SIZE", "NEW", "SIZE"]),
+}
+
+
+@pytest.mark.parametrize("cmd", list(LISTINGS), ids=" ".join)
+def test_listing_formats(world, cmd):
+    fields, header = LISTINGS[cmd]
+    as_json = world.json(*cmd, "--raw")
+    assert isinstance(as_json, list) and as_json, cmd
+    for record in as_json:
+        assert fields <= set(record), f"{cmd}: missing {fields - set(record)}"
+    assert world.json(*cmd, "-o", "json") == as_json
+    as_yaml = yaml.safe_load(world.ok(*cmd, "-o", "yaml"))
+    assert as_yaml == as_json
+    table = world.ok(*cmd)
+    assert _header(table) == header
+    assert len(table.splitlines()) == 1 + len(as_json)  # one row per record
+
+
+def test_listing_values(world):
+    [repo] = world.json("list", "repo", "--raw")
+    assert (repo["name"], repo["description"], repo["size_bytes"]) == ("images", "raw images", 9)
+    new, old = world.ids
+    commits = world.json("list", "commit", "images@master", "--raw")
+    assert [c["id"] for c in commits] == [new, old] and commits[0]["parent"] == old
+    files = world.json("list", "file", "images@master:/a", "--raw")
+    assert [(f["path"], f["type"], f["size"]) for f in files] == [
+        ("/a/one.txt", "file", 4), ("/a/two.txt", "file", 5)]
+    [change] = world.json("diff", "file", "images@master", "--raw")
+    assert change == {"path": "/a/two.txt", "change": "added", "old_size": None, "new_size": 5}
+    table = world.ok("list", "file", "images@master:/a")
+    assert table.splitlines()[1].split() == ["/a/one.txt", "file", "4B"]
+
+
+@pytest.mark.parametrize("cmd, expected", [
+    (("inspect", "project", "lab"), {"name": "lab", "description": "a lab"}),
+    (("inspect", "repo", "images"), {"name": "images", "project": "default", "branches": ["master"]}),
+    (("inspect", "branch", "images@master"), {"name": "master", "repo": "images", "provenance": []}),
+    (("inspect", "file", "images@master:/a/one.txt"), {"path": "/a/one.txt", "type": "file", "size": 4}),
+    (("inspect", "commit", "images@master^"), {"repo": "images", "parent": None, "file_count": 1}),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
+def test_inspect_formats(world, cmd, expected):
+    as_json = world.json(*cmd, "--raw")
+    assert expected.items() <= as_json.items()
+    assert yaml.safe_load(world.ok(*cmd, "-o", "yaml")) == as_json
+
+
+def test_inspect_tables_are_readable(world):
+    new, old = world.ids
+    text = world.ok("inspect", "commit", "images@master")
+    fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    assert fields["Commit"] == f"images@{new}" and fields["Parent"] == old
+    assert fields["Origin"] == "USER"
+    text = world.ok("inspect", "repo", "images")
+    assert "Name: images" in text and "Description: raw images" in text
+
+
+def test_start_commit_prints_id_or_json(world):
+    out = world.ok("start", "commit", "images@side", "-o", "json")
+    info = json.loads(out)
+    assert info["branch"] == "side" and info["state"] == "STARTED"
+    world.ok("finish", "commit", f"images@{info['id']}")
