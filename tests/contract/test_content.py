@@ -144,12 +144,6 @@ def test_duplicates_within_one_session_are_written_once(
     assert ContentReader(store, db).read_bytes(copies[2].chunks) == data
 
 
-@pytest.mark.xfail(
-    reason="content.ContentWriter._add_bundled appends every small file (< BUNDLE_FILE) to the"
-    " open bundle without checking whether the same bytes are already in this session's"
-    " bundles, so N identical small files in one write are stored N times",
-    strict=True,
-)
 def test_small_duplicates_within_one_session_are_written_once(
     store: ObjectStore, db: Database
 ) -> None:

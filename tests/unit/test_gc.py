@@ -163,12 +163,6 @@ def test_gc_on_an_empty_root(svc: PfsService) -> None:
     assert svc.fsck().problems == []
 
 
-@pytest.mark.xfail(
-    reason="files.FileSession.__init__ takes the shared data lock before validating the ref and"
-    " does not release it when validation raises; while the exception (and its traceback) is"
-    " alive the lock stays held, so garbage collection in that process is Busy / blocks",
-    strict=True,
-)
 def test_a_refused_write_does_not_keep_gc_out(svc: PfsService) -> None:
     svc.create_repo(R("data"))
     c = put(svc, "data@master", {"/a": b"1"})

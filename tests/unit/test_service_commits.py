@@ -167,12 +167,6 @@ def test_errored_commit_is_skipped_by_its_children(images: PfsService) -> None:
     assert paths(images, "images@master") == ["/good", "/next"]
 
 
-@pytest.mark.xfail(
-    reason="files.FileSession.close builds a one-off commit on svc.view(conn, head), the head's"
-    " own tree, even when the head finished with an error; finish_row (commits.base_tree) skips"
-    " errored ancestors, so the two ways of committing disagree",
-    strict=True,
-)
 def test_one_off_commit_after_an_errored_head_skips_it(images: PfsService) -> None:
     put(images, "images@master", {"/good": b"1"})
     images.start_commit(R("images"), "master")

@@ -68,6 +68,13 @@ class CommitsMixin(CatalogMixin):
                     " are made by propagation"
                 )
             parent_pk = br.head_id if br is not None else None
+            if br is not None:
+                head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
+                if head.state == OPEN:
+                    raise FailedPrecondition(
+                        f"{ref}@{branch} already has an open commit ({head.commit_id}); finish it"
+                        f" first ('tusk finish commit {ref}@{branch}') or write into it"
+                    )
             if parent is not None:
                 prow = self.resolve_commit(conn, parent)
                 if prow.repo_id != repo.id:

@@ -44,11 +44,15 @@ class FileSession:
         self.ref = ref
         self.description = description
         self.changes = staging.ChangeSet()
+        self._base: trees.Tree | None = None
+        self.commit: CommitInfo | None = None
+        self._check_target(svc, ref)
         self._stack = ExitStack()
         self._stack.enter_context(svc.b.data_lock())
         self.writer = svc.b.writer()
-        self._base: trees.Tree | None = None
-        self.commit: CommitInfo | None = None
+
+    @staticmethod
+    def _check_target(svc: FilesMixin, ref: CommitRef) -> None:
         with svc.b.db.read() as conn:  # fail fast on a missing repo or a finished commit ID
             repo = svc._repo_row(conn, ref.repo)
             if ref.commit_id is not None:
@@ -144,7 +148,7 @@ class FileSession:
         path = normalize_path(path)
         is_file, is_dir = self._exists(path)
         if path == "/" or (is_dir and not is_file):
-            if not recursive and path != "/":
+            if not recursive:
                 raise InvalidArgument(f"{path} is a directory; use -r to delete it and everything in it")
             if not is_dir and path != "/":
                 raise NotFound(f"{path} not found in {self.ref}")
@@ -241,7 +245,12 @@ class FileSession:
                         select(s.commits).where(s.commits.c.id == branch.head_id)).one()
                 if target is not None and target.state == OPEN:
                     return self._stage_into(target, chunk_rows, pack_rows)
-                base = trees.Tree(svc.b.nodes, None) if target is None else svc.view(conn, target)
+                if target is None:
+                    base = trees.Tree(svc.b.nodes, None)
+                elif target.error:  # an errored commit's content never carries forward
+                    base = svc.base_tree(conn, target)
+                else:
+                    base = svc.view(conn, target)
             res = trees.apply(svc.b.nodes, base.root, ops, dels)
             svc.check_collisions(res, base, written)
             now = time.time()

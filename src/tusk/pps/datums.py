@@ -58,6 +58,7 @@ __all__ = [
     "PfsSource",
     "Union",
     "content_hash",
+    "datum_id",
     "diff_datums",
     "matches",
     "plan",

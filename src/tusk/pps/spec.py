@@ -33,7 +33,6 @@ import yaml
 from tusk.pfs import names
 from tusk.pps.spec_inputs import (
     CRON_EXAMPLES,
-    MEMBERS,
     CronInput,
     CronSchedule,
     CrossInput,
@@ -372,16 +371,22 @@ def _normalise(value: Any, kind: Any, path: str) -> Any:
     if isinstance(kind, _List):
         if not isinstance(value, list):
             if kind.item == STR and isinstance(value, str):
-                suggestion = json.dumps(_split_command(value))
-                raise FieldError(
-                    path, f"must be a list of strings, not a string; write {suggestion}"
-                )
+                # cmd is argv (never run through a shell); stdin is lines. Show the list form.
+                if path.endswith("stdin"):
+                    lines = json.dumps(value.splitlines() or [value])
+                    raise FieldError(
+                        path, f"must be a list of lines, not one string; write {lines}"
+                    )
+                argv = json.dumps(_split_command(value))
+                raise FieldError(path, f"must be a list of strings, not a string; write {argv}")
             example = f"; e.g. {kind.example}" if kind.example else ""
             raise FieldError(path, f"must be a list, not {_type_name(value)}{example}")
         return [_normalise(item, kind.item, join_path(path, i)) for i, item in enumerate(value)]
     if kind in (STR, DURATION):
         if not isinstance(value, str):
-            raise FieldError(path, f"must be a string, not {_type_name(value)}; put it in quotes")
+            # YAML reads `branch: 2024` or `salt: yes` as a number or boolean; quoting fixes it.
+            quote = "; put it in quotes" if isinstance(value, (bool, int, float)) else ""
+            raise FieldError(path, f"must be a string, not {_type_name(value)}{quote}")
         return value
     if kind == INT:
         if isinstance(value, bool):
@@ -852,7 +857,3 @@ def parse_specs(
     return [
         parse_spec(doc, f"{source} (spec {i})", default_project) for i, doc in enumerate(docs, 1)
     ]
-
-
-# Re-exported for callers that build inputs by hand.
-INPUT_MEMBERS = MEMBERS

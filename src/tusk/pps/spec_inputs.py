@@ -526,16 +526,16 @@ def _capture_groups(glob: Glob) -> int:
     return sum(1 for group in glob._regex.groupindex if group.startswith("g"))
 
 
+_MOUNT_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _check_mount_name(name: str, path: str) -> None:
-    # The name is a directory under /pfs and the name of an environment variable.
-    if not name:
-        raise FieldError(path, "must not be empty")
+    # The name is a directory under /pfs and the name of environment variables (<name>,
+    # <name>_COMMIT), so it follows the repo-name rules, as Pachyderm's input names do.
     if name == "out":
         raise FieldError(path, '"out" is reserved for the output directory /pfs/out; pick another')
-    if name in (".", "..") or any(c in name for c in "/=\0") or not name.isprintable():
-        raise FieldError(
-            path, f'"{name}" is not a valid directory name: no "/", "=", "." or ".." please'
-        )
+    if not _MOUNT_NAME_RE.fullmatch(name):
+        raise FieldError(path, f"\"{name}\" is invalid: use only letters, digits, '_' and '-'")
 
 
 class InputBuilder:

@@ -126,6 +126,7 @@ class ContentWriter:
     _index: dict[bytes, tuple[str, int, int]] = field(default_factory=dict)
     _bundle: bytearray = field(default_factory=bytearray)
     _slots: list[list] = field(default_factory=list)  # refs into the open bundle, filled at close
+    _small: dict[bytes, list] = field(default_factory=dict)  # small-file hash -> its slot
     _packs: list[tuple[str, int]] = field(default_factory=list)
     bytes_written: int = 0
     bytes_deduped: int = 0
@@ -186,11 +187,16 @@ class ContentWriter:
 
     def _add_bundled(self, data: bytes) -> FileContent:
         digest = blake3.blake3(data).digest()
+        seen = self._small.get(digest)
+        if seen is not None:  # the same small file again in this write: share its slice
+            self.bytes_deduped += len(data)
+            return FileContent(len(data), digest, (seen,))
         # The slot's digest is the bundle's, known only when the bundle closes; the list is
         # shared with the entry, so closing the bundle completes every reference at once.
         slot = [None, len(data), len(self._bundle)]
         self._bundle += data
         self._slots.append(slot)
+        self._small[digest] = slot
         if digest[0] == 0 or len(self._bundle) >= BUNDLE_MAX:  # content-defined boundary
             self._close_bundle()
         return FileContent(len(data), digest, (slot,))

@@ -1,0 +1,1 @@
+"""Runners: how a datum's user code is executed (sandbox, process; container and Ray later)."""
