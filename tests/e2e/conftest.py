@@ -56,17 +56,16 @@ class Tusk:
     def __init__(self, root: Path, cwd: Path) -> None:
         self.root = root
         self.cwd = cwd
+        # A user's environment: no backend overrides, and no PYTHONUNBUFFERED (streaming commands
+        # must flush by themselves).
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("TUSK_METADATA_URL", "TUSK_OBJECT_URL")}
+                    if k not in ("TUSK_METADATA_URL", "TUSK_OBJECT_URL", "PYTHONUNBUFFERED")}
         self.env["TUSK_ROOT"] = str(root)
         self.env["COLUMNS"] = "200"
 
     def __call__(self, *args: str, input: bytes | str | None = None, binary: bool = False,
                  timeout: float = 60) -> Result:
         data = input.encode() if isinstance(input, str) else input
-        if os.environ.get("TUSK_E2E_LOG"):  # TEMP
-            with open(os.environ["TUSK_E2E_LOG"], "a") as log:
-                log.write(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0] + "\n")
         p = subprocess.run(
             [TUSK, *map(str, args)], check=False, input=data if data is not None else b"",
             capture_output=True, env=self.env, cwd=self.cwd, timeout=timeout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from tusk.cli.common import pfs, project_option
+from tusk.cli.common import kick, pfs, project_option
 from tusk.cli.main import delete, finish, inspect, list_, squash, start, subscribe, wait
 from tusk.cli.output import ago, emit, fmt_of, output_options, size
 
@@ -128,6 +128,7 @@ def wait_commit(ref: str, timeout: float | None, project: str | None, fmt: str, 
     from tusk.pfs.refs import parse_commit
 
     svc = pfs()
+    kick()
     if _is_set_id(ref):
         cs = svc.inspect_commit_set(ref, wait=True, timeout=timeout)
         commits = list(cs.commits)

@@ -23,6 +23,38 @@ def pfs() -> PfsService:
     return _service
 
 
+_pps = None
+
+
+def pps():  # type: ignore[no-untyped-def]
+    """The PPS service over the same root."""
+    global _pps
+    if _pps is None:
+        from tusk.pps.service import PpsService
+
+        _pps = PpsService(pfs())
+    return _pps
+
+
+def kick() -> None:
+    """Make sure a controller will process what the command just changed (embedded mode)."""
+    import os
+
+    if os.environ.get("TUSK_NO_CONTROLLER"):
+        return
+    from sqlalchemy import select
+
+    from tusk.storage import schema
+
+    svc = pfs()
+    with svc.b.db.read() as conn:
+        if conn.execute(select(schema.pipelines.c.id).limit(1)).first() is None:
+            return
+    from tusk.pps.controller import ensure_running
+
+    ensure_running(svc.b.root)
+
+
 def project_option(f: Callable) -> Callable:
     return click.option(
         "--project", default=None, metavar="PROJECT",

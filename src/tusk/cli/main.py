@@ -16,12 +16,22 @@ import click
 from tusk.errors import TuskError, exit_code
 
 
+# Verbs after which a controller may have work (new commits on pipeline inputs, new specs).
+MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run"}
+
+
 class TuskGroup(click.Group):
     """A group that turns user errors into one clear line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if ctx.parent is None and ctx.invoked_subcommand in MUTATING:
+                from tusk.cli import common
+
+                if common._service is not None:  # the command touched a root
+                    common.kick()
+            return result
         except TuskError as e:
             click.echo(f"tusk: {e.message}", err=True)
             ctx.exit(exit_code(e))
@@ -71,11 +81,14 @@ get = _verb("get", "Get files from a repo.")
 glob = _verb("glob", "Match files with a glob pattern.")
 diff = _verb("diff", "Show what changed between two commits.")
 copy = _verb("copy", "Copy files between commits, repos and projects (metadata only).")
+validate = _verb("validate", "Check a pipeline spec without creating anything.")
+stop = _verb("stop", "Stop a pipeline.")
 
 
 def main() -> None:
     # Import the noun modules so their commands register on the verb groups.
-    from tusk.cli import admin_cmds, branch_cmds, commit_cmds, file_cmds, repo_cmds  # noqa: F401
+    from tusk.cli import (  # noqa: F401
+        admin_cmds, branch_cmds, commit_cmds, file_cmds, pps_cmds, repo_cmds)
 
     cli(prog_name="tusk")
 

@@ -400,6 +400,25 @@ class CatalogMixin:
                 created.append(pk)
         return created
 
+    def trigger_branch(self, ref: RepoRef, name: str) -> str:
+        """A new open commit on a branch with provenance, as if its inputs had moved.
+
+        Used when a pipeline changes (update, rerun, start): the output branch gets a commit on
+        the current input heads, and the commit set propagates downstream as usual.
+        """
+        now = time.time()
+        with self.b.db.tx() as conn:
+            repo = self._repo_row(conn, ref)
+            br = self._branch_row(conn, repo.id, name)
+            if br is None:
+                raise NotFound(f"branch {ref}@{name} not found")
+            cid = new_id()
+            pk = self._new_commit(conn, repo.id, name, br.head_id, AUTO, cid, now, finished=False)
+            self._move_head(conn, br.id, br.head_id, pk, now)
+            self._record_commit_provenance(conn, br.id, pk)
+            self._propagate(conn, br.id, cid, now)
+            return cid
+
     # -- commit resolution ------------------------------------------------------------------
 
     def resolve_commit(self, conn: Connection, ref: CommitRef) -> Row:

@@ -340,3 +340,17 @@ class CommitsMixin(CatalogMixin):
     def _repo_label(self, conn: Connection, row: Row) -> str:
         r = conn.execute(select(s.repos).where(s.repos.c.id == row.repo_id)).one()
         return str(RepoRef(r.project, r.name))
+
+    # -- used by pipelines --------------------------------------------------------------------
+
+    def seal_commit(self, conn: Connection, commit_pk: int, root: bytes | None, size: int, count: int,
+                    error: str = "") -> None:
+        """Finish an open commit with a tree built elsewhere (a job's output), in ``conn``'s tx."""
+        res = conn.execute(
+            update(s.commits).where(s.commits.c.id == commit_pk, s.commits.c.state == OPEN).values(
+                state=FINISHED, finished_at=time.time(), tree=root, size_bytes=size,
+                file_count=count, error=error)
+        )
+        if res.rowcount != 1:
+            raise FailedPrecondition("the output commit was finished or deleted while the job ran")
+        staging.clear(conn, commit_pk)

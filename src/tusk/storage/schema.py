@@ -148,3 +148,62 @@ packs = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# -- PPS ---------------------------------------------------------------------------------------
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec", Text, nullable=False),  # effective spec, JSON
+    Column("user_spec", Text, nullable=False),  # as the user wrote it, JSON
+    Column("salt", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running | paused | failure
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("project", "name", name="uq_pipeline_name"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline_id", Integer, nullable=False),
+    Column("job_id", String(32), nullable=False),  # the commit set's global ID
+    Column("version", Integer, nullable=False),
+    Column("commit_pk", Integer, nullable=False),  # the output commit
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("processed", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("recovered", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("datum_map", LargeBinary, nullable=True),  # tree root: datum id -> (hash, state, run job)
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("pipeline_id", "job_id", name="uq_job"),
+)
+Index("ix_jobs_state", jobs.c.state)
+
+# One row per datum a job actually ran (skipped datums keep pointing at the job that ran them):
+# the file-level lineage of what went in and what came out.
+datum_runs = Table(
+    "datum_runs",
+    metadata,
+    Column("job_pk", Integer, primary_key=True),
+    Column("datum_id", String(64), primary_key=True),
+    Column("state", String(12), nullable=False),  # success | failed | recovered
+    Column("hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("inputs", LargeBinary, nullable=False),  # msgpack [[name, repo, path, file hash], ...]
+    Column("outputs", LargeBinary, nullable=False),  # msgpack [path, ...]
+    Column("reason", Text, nullable=False, default=""),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)

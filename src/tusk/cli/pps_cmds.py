@@ -1,0 +1,251 @@
+"""Commands for pipelines, jobs, datums and logs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tusk.cli.common import kick, pps, project_option
+from tusk.cli.main import cli, create, delete, inspect, list_, start, stop, update, validate, wait
+from tusk.cli.output import ago, emit, err, fmt_of, output_options
+
+
+def _read_specs(path: str, project: str | None):  # type: ignore[no-untyped-def]
+    from tusk.errors import InvalidArgument
+    from tusk.pps.spec import parse_specs
+
+    if path == "-":
+        text, source = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise InvalidArgument(f"{path}: {e.strerror}") from None
+        source = path
+    return parse_specs(text, source, project or "default")
+
+
+def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
+    notes = list(spec.ignored_fields)
+    transform = spec.user_doc.get("transform") or {}
+    if isinstance(transform, dict) and transform.get("image"):
+        notes.append(f"transform.image ({spec.transform.image}: user code runs on this host)")
+    if notes:
+        verb = "has" if len(notes) == 1 else "have"
+        err(f"tusk: pipeline {spec.name}: {', '.join(notes)} {verb} no effect when running locally")
+
+
+@create.command("pipeline")
+@click.option("-f", "--file", "path", required=True, help="Spec file (JSON or YAML; '-' for stdin).")
+@click.option("--dry-run", is_flag=True, help="Validate and show what would be created.")
+@project_option
+def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
+    """Create pipelines from a Pachyderm spec file."""
+    specs = _read_specs(path, project)
+    for spec in specs:
+        _report_ignored(spec)
+        pps().create_pipeline(spec, dry_run=dry_run)
+        if dry_run:
+            click.echo(f"pipeline {spec.name}: valid; would create output repo {spec.name}")
+
+
+@update.command("pipeline")
+@click.option("-f", "--file", "path", required=True, help="Spec file (JSON or YAML; '-' for stdin).")
+@click.option("--reprocess", is_flag=True, help="Reprocess every datum (new salt).")
+@project_option
+def update_pipeline(path: str, reprocess: bool, project: str | None) -> None:
+    """Update pipelines; already processed datums stay skipped unless --reprocess."""
+    for spec in _read_specs(path, project):
+        _report_ignored(spec)
+        pps().create_pipeline(spec, update=True, reprocess=reprocess)
+
+
+@validate.command("pipeline")
+@click.option("-f", "--file", "path", required=True, help="Spec file (JSON or YAML; '-' for stdin).")
+@project_option
+def validate_pipeline(path: str, project: str | None) -> None:
+    """Check specs for errors without creating anything."""
+    for spec in _read_specs(path, project):
+        _report_ignored(spec)
+        click.echo(f"pipeline {spec.name}: valid")
+
+
+def _pipe_rows(ps):  # type: ignore[no-untyped-def]
+    return [[p.name, p.version, ", ".join(p.input_repos) or "-", ago(p.created_at),
+             p.state, p.last_job_state or "-", p.spec.get("description", "")] for p in ps]
+
+
+@list_.command("pipeline")
+@project_option
+@output_options
+def list_pipeline(project: str | None, fmt: str, raw: bool) -> None:
+    """List pipelines."""
+    ps = pps().list_pipelines(project or "default")
+    emit(fmt_of(fmt, raw), [p.to_dict() for p in ps],
+         ["NAME", "VERSION", "INPUT", "CREATED", "STATE", "LAST JOB", "DESCRIPTION"], _pipe_rows(ps))
+
+
+@inspect.command("pipeline")
+@click.argument("name")
+@project_option
+@output_options
+def inspect_pipeline(name: str, project: str | None, fmt: str, raw: bool) -> None:
+    """Show a pipeline and its effective spec."""
+    p = pps().inspect_pipeline(name, project or "default")
+    f = fmt_of(fmt, raw)
+    if f == "table":
+        import json
+
+        click.echo(f"Name: {p.name}\nVersion: {p.version}\nState: {p.state}\n"
+                   f"Last job: {p.last_job_state or '-'}\nSpec:\n{json.dumps(p.spec, indent=2)}")
+        return
+    emit(f, p.to_dict())
+
+
+@delete.command("pipeline")
+@click.argument("name")
+@click.option("--keep-repo", is_flag=True, help="Keep the output repo.")
+@click.option("-f", "--force", is_flag=True, help="Delete even if other pipelines read its output.")
+@project_option
+def delete_pipeline(name: str, keep_repo: bool, force: bool, project: str | None) -> None:
+    """Delete a pipeline (and its output repo unless --keep-repo)."""
+    pps().delete_pipeline(name, project or "default", keep_repo, force)
+
+
+@stop.command("pipeline")
+@click.argument("name")
+@project_option
+def stop_pipeline(name: str, project: str | None) -> None:
+    """Pause a pipeline: new input commits make no jobs until it is started."""
+    pps().set_stopped(name, project or "default", True)
+
+
+@start.command("pipeline")
+@click.argument("name")
+@project_option
+def start_pipeline(name: str, project: str | None) -> None:
+    """Resume a stopped pipeline."""
+    pps().set_stopped(name, project or "default", False)
+
+
+JOB_HEADERS = ["PIPELINE", "ID", "STARTED", "DURATION", "PROGRESS", "STATE", "REASON"]
+
+
+def _job_rows(jobs):  # type: ignore[no-untyped-def]
+    rows = []
+    for j in jobs:
+        dur = "-"
+        if j.started_at and j.finished_at:
+            dur = f"{j.finished_at - j.started_at:.2f}s"
+        progress = f"{j.processed} + {j.skipped} / {j.total}"
+        if j.failed:
+            progress += f" ({j.failed} failed)"
+        if j.recovered:
+            progress += f" ({j.recovered} recovered)"
+        rows.append([j.pipeline, j.id, ago(j.started_at) if j.started_at else "-", dur, progress,
+                     j.state, j.reason])
+    return rows
+
+
+@list_.command("job")
+@click.argument("job_id", required=False)
+@click.option("-p", "--pipeline", default=None, help="Only this pipeline's jobs.")
+@click.option("-n", "--number", type=int, default=0, help="At most this many jobs.")
+@project_option
+@output_options
+def list_job(job_id: str | None, pipeline: str | None, number: int, project: str | None, fmt: str,
+             raw: bool) -> None:
+    """List jobs (newest first); with an ID, every job of that commit set."""
+    jobs = pps().list_jobs(pipeline, job_id, project or "default", number)
+    emit(fmt_of(fmt, raw), [j.to_dict() for j in jobs], JOB_HEADERS, _job_rows(jobs))
+
+
+def _split_job(ref: str) -> tuple[str, str]:
+    from tusk.errors import InvalidArgument
+
+    name, at, jid = ref.partition("@")
+    if not at or not jid:
+        raise InvalidArgument(f"{ref!r} is not a job: write pipeline@<job id>")
+    return name, jid
+
+
+@inspect.command("job")
+@click.argument("ref", metavar="PIPELINE@ID")
+@click.option("--wait", is_flag=True, help="Wait until the job is done.")
+@project_option
+@output_options
+def inspect_job(ref: str, wait: bool, project: str | None, fmt: str, raw: bool) -> None:
+    """Show a job."""
+    name, jid = _split_job(ref)
+    if wait:
+        kick()
+    j = pps().inspect_job(name, jid, project or "default", wait=wait)
+    emit(fmt_of(fmt, raw), j.to_dict(), JOB_HEADERS, _job_rows([j]))
+
+
+@wait.command("job")
+@click.argument("ref", metavar="PIPELINE@ID")
+@click.option("--timeout", type=float, default=None)
+@project_option
+def wait_job(ref: str, timeout: float | None, project: str | None) -> None:
+    """Wait until a job is done; exit non-zero unless it succeeded."""
+    name, jid = _split_job(ref)
+    kick()
+    j = pps().inspect_job(name, jid, project or "default", wait=True, timeout=timeout)
+    click.echo(j.state)
+    if j.state != "SUCCESS":
+        raise SystemExit(1)
+
+
+@list_.command("datum")
+@click.argument("ref", required=False, metavar="PIPELINE[@ID]")
+@click.option("-f", "--file", "path", default=None, help="Preview the datums of a spec instead.")
+@project_option
+@output_options
+def list_datum(ref: str | None, path: str | None, project: str | None, fmt: str, raw: bool) -> None:
+    """List a job's datums with their state, or preview a spec's datums (-f)."""
+    from tusk.errors import InvalidArgument
+
+    if path is not None:
+        ds = [d for spec in _read_specs(path, project) for d in pps().preview_datums(spec)]
+    elif ref is None:
+        raise InvalidArgument("name a job (pipeline@id) or a spec file (-f spec.json)")
+    else:
+        name, _, jid = ref.partition("@")
+        ds = pps().list_datums(name, jid or None, project or "default")
+    emit(fmt_of(fmt, raw), [d.to_dict() for d in ds], ["ID", "FILES", "STATUS", "TIME"],
+         [[d.id[:12], ", ".join(d.files[:3]) + (" ..." if len(d.files) > 3 else ""), d.state,
+           f"{d.seconds:.3f}s" if d.seconds is not None else "-"] for d in ds])
+
+
+@cli.command("logs")
+@click.option("-p", "--pipeline", required=True, help="Pipeline whose logs to show.")
+@click.option("--job", default=None, help="Only this job.")
+@click.option("--datum", default=None, help="Only this datum (ID or prefix).")
+@project_option
+def logs(pipeline: str, job: str | None, datum: str | None, project: str | None) -> None:
+    """Show what user code printed (stdout and stderr) per datum."""
+    for jid, did, text in pps().logs(pipeline, job, datum, project or "default"):
+        for line in text.splitlines():
+            click.echo(f"{jid[:8]} {did[:12]} {line}")
+
+
+@cli.command("controller", hidden=True)
+@click.option("--idle", type=float, default=0, help="Exit after this many idle seconds (0: never).")
+def controller(idle: float) -> None:
+    """Run the controller in the foreground."""
+    from tusk.cli.common import pfs
+    from tusk.pps.controller import Controller, release, try_lock
+
+    svc = pfs()
+    fd = try_lock(svc.b.root)
+    if fd is None:
+        from tusk.errors import Busy
+
+        raise Busy("a controller is already running for this root")
+    try:
+        Controller(svc).serve(idle=idle, lock_fd=None)
+    finally:
+        release(fd)

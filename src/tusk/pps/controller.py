@@ -1,0 +1,187 @@
+"""The controller: the one process per root that turns input commits into finished jobs.
+
+It finds open output commits of running pipelines that have no job yet and creates their jobs,
+then runs each pipeline's oldest unfinished job once all its input commits are finished (a
+failed upstream makes it UNRUNNABLE). One controller per root is enforced by an exclusive lock
+on ``controller.lock``. In embedded mode the CLI starts it on demand (``ensure_running``) and it
+exits after a quiet spell. The hand-off is race-free: before exiting it releases the lock and
+looks for work once more, and a CLI that finds the lock free starts a new one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import and_, select, update
+
+from tusk.pfs.service import PfsService
+from tusk.pps.jobs import JobRunner
+from tusk.runners.base import Runner, choose_runner
+from tusk.storage import schema as s
+
+IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
+POLL = 0.05
+
+
+def _lock_path(root: Path) -> Path:
+    return root / "controller.lock"
+
+
+def try_lock(root: Path) -> int | None:
+    fd = os.open(_lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def release(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+class Controller:
+    def __init__(self, pfs: PfsService, runner: Runner | None = None, verbose: bool = True) -> None:
+        self.pfs = pfs
+        self.b = pfs.b
+        self.runner = runner or choose_runner(os.environ.get("TUSK_RUNNER") or None)
+        self.jobs = JobRunner(pfs, self.runner, self.say if verbose else (lambda m: None))
+
+    def say(self, msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    def pending(self) -> bool:
+        """Is there anything a controller should do (jobs to create or run)?"""
+        return self._create_jobs(dry=True) or bool(self._runnable(dry=True))
+
+    def step(self) -> bool:
+        """Create missing jobs and run at most one job; True if anything happened."""
+        created = self._create_jobs()
+        for job in self._runnable():
+            self.jobs.run(job)
+            return True
+        return created
+
+    def _create_jobs(self, dry: bool = False) -> bool:
+        c, p, r = s.commits, s.pipelines, s.repos
+        with self.b.db.read() as conn:
+            rows = conn.execute(
+                select(c.c.id, c.c.commit_id, p.c.id.label("pid"), p.c.version)
+                .select_from(c.join(r, c.c.repo_id == r.c.id).join(
+                    p, and_(p.c.project == r.c.project, p.c.name == r.c.name)))
+                .where(c.c.state == "open", c.c.origin == "AUTO", p.c.state == "running",
+                       ~select(s.jobs.c.id).where(s.jobs.c.commit_pk == c.c.id).exists())
+                .order_by(c.c.id)
+            ).all()
+        if dry or not rows:
+            return bool(rows)
+        now = time.time()
+        with self.b.db.tx() as conn:
+            for row in rows:
+                self.b.db.insert_ignore(conn, s.jobs, [{
+                    "pipeline_id": row.pid, "job_id": row.commit_id, "version": row.version,
+                    "commit_pk": row.id, "state": "CREATED", "reason": "", "processed": 0,
+                    "skipped": 0, "failed": 0, "recovered": 0, "total": 0, "datum_map": None,
+                    "created_at": now, "started_at": None, "finished_at": None}])
+        return True
+
+    def _runnable(self, dry: bool = False) -> list:  # type: ignore[type-arg]
+        j, p = s.jobs, s.pipelines
+        out = []
+        with self.b.db.read() as conn:
+            heads = conn.execute(
+                select(j).select_from(j.join(p, j.c.pipeline_id == p.c.id))
+                .where(j.c.state.in_(["CREATED", "STARTING", "RUNNING"]), p.c.state == "running")
+                .order_by(j.c.id)
+            ).all()
+            first_per_pipeline: dict[int, object] = {}
+            for job in heads:
+                first_per_pipeline.setdefault(job.pipeline_id, job)
+            for job in first_per_pipeline.values():
+                verdict = self._inputs_ready(conn, job)
+                if verdict is True:
+                    out.append(job)
+                elif isinstance(verdict, str) and not dry:
+                    out.append(("unrunnable", job, verdict))
+                elif isinstance(verdict, str):
+                    out.append(job)
+        if dry:
+            return out
+        ready = []
+        for item in out:
+            if isinstance(item, tuple):
+                self._unrunnable(item[1], item[2])
+            else:
+                ready.append(item)
+        return ready
+
+    def _inputs_ready(self, conn, job) -> bool | str:  # type: ignore[no-untyped-def]
+        c, cp, r = s.commits, s.commit_provenance, s.repos
+        ups = conn.execute(
+            select(c.c.state, c.c.error, c.c.commit_id, r.c.name)
+            .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(r, c.c.repo_id == r.c.id))
+            .where(cp.c.commit_pk == job.commit_pk)
+        ).all()
+        for up in ups:
+            if up.state == "finished" and up.error:
+                return f"upstream commit {up.name}@{up.commit_id} failed: {up.error}"
+        return all(up.state == "finished" for up in ups)
+
+    def _unrunnable(self, job, reason: str) -> None:  # type: ignore[no-untyped-def]
+        with self.b.db.tx() as conn:
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                state="UNRUNNABLE", reason=reason, finished_at=time.time()))
+            self.pfs.seal_commit(conn, job.commit_pk, None, 0, 0, reason)
+        self.say(f"job {job.job_id}: UNRUNNABLE: {reason}")
+
+    def serve(self, idle: float = IDLE_SECONDS, lock_fd: int | None = None) -> None:
+        """Work until idle for ``idle`` seconds (forever if idle <= 0)."""
+        last = time.monotonic()
+        root = self.b.root
+        while True:
+            if self.step():
+                last = time.monotonic()
+                continue
+            if idle > 0 and time.monotonic() - last > idle:
+                if lock_fd is not None:
+                    release(lock_fd)
+                    if not self.pending():
+                        return
+                    lock_fd = try_lock(root)
+                    if lock_fd is None:
+                        return  # another controller took over
+                last = time.monotonic()
+            time.sleep(POLL)
+
+
+def ensure_running(root: Path) -> bool:
+    """Start a background controller for ``root`` unless one holds the lock; True if started."""
+    fd = try_lock(root)
+    if fd is None:
+        return False
+    release(fd)
+    log = open(root / "controller.log", "ab")
+    env = {**os.environ, "TUSK_ROOT": str(root)}
+    subprocess.Popen([sys.executable, "-m", "tusk.pps.controller"], stdout=log, stderr=log,
+                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
+    log.close()
+    return True
+
+
+def main() -> None:
+    pfs = PfsService.open()
+    fd = try_lock(pfs.b.root)
+    if fd is None:
+        return
+    Controller(pfs).serve(lock_fd=fd)
+
+
+if __name__ == "__main__":
+    main()

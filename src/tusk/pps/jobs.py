@@ -1,0 +1,367 @@
+"""Running one job: plan datums, skip what is unchanged, run the rest, build the output commit.
+
+Incremental processing follows Pachyderm 2.x: the *base* is the pipeline's last successful
+job. A datum whose ID and hash match a datum the base processed successfully is skipped and its
+output stays. A changed datum has its old output retracted and runs again. A datum that
+disappeared has its output removed. Each job keeps a *datum map* (a tree, like a commit's:
+``/<datum id> -> (hash, state, job that ran it)``), so a job that changes k of n datums writes
+O(k) map data and planning does not depend on how many jobs came before.
+
+Everything a job produces lands in one metadata transaction at the end: the output commit's
+tree, the datum map, the lineage rows and the job's final state. A controller killed mid-job
+leaves the job RUNNING with an open output commit, and the next controller simply runs it again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgpack
+from sqlalchemy import Row, select, update
+
+from tusk.pfs import trees
+from tusk.pfs.service import PfsService
+from tusk.pps import datums as dm
+from tusk.pps.spec import PipelineSpec, parse_spec
+from tusk.pps.spec_inputs import CronInput, CrossInput, GroupInput, Input, JoinInput, PfsInput, UnionInput
+from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
+from tusk.runners.base import Invocation, Runner, Workspace
+from tusk.storage import schema as s
+
+SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
+
+
+def to_node(inp: Input) -> dm.Node:
+    """The planner's view of a spec's input tree."""
+    if isinstance(inp, PfsInput):
+        return dm.PfsSource(inp.name, inp.repo, inp.branch, inp.glob, inp.project, inp.join_on,
+                            inp.outer_join, inp.group_by, inp.lazy, inp.empty_files)
+    if isinstance(inp, CronInput):
+        return dm.PfsSource(inp.name, inp.repo, "master", "/*", inp.project)
+    kids = tuple(to_node(c) for c in inp.children)
+    if isinstance(inp, CrossInput):
+        return dm.Cross(kids)
+    if isinstance(inp, UnionInput):
+        return dm.Union(kids)
+    if isinstance(inp, JoinInput):
+        return dm.Join(kids)  # type: ignore[arg-type]
+    if isinstance(inp, GroupInput):
+        return dm.Group(kids)  # type: ignore[arg-type]
+    raise TypeError(f"unknown input {inp!r}")
+
+
+def leaves(node: dm.Node) -> list[dm.PfsSource]:
+    if isinstance(node, dm.PfsSource):
+        return [node]
+    return [leaf for child in node.inputs for leaf in leaves(child)]
+
+
+@dataclass
+class DatumResult:
+    datum: dm.Datum
+    state: str
+    hash: str
+    outputs: list[trees.Entry] = field(default_factory=list)
+    reason: str = ""
+    attempts: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+
+class JobRunner:
+    """Executes jobs for one root; the controller calls ``run(job_row)``."""
+
+    def __init__(self, pfs: PfsService, runner: Runner, say: Callable[[str], None] = lambda m: None) -> None:
+        self.pfs = pfs
+        self.b = pfs.b
+        self.runner = runner
+        self.say = say
+        self.cache = ContentCache(self.b.root / "cache", self.b.reader())
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def input_trees(self, commit_pk: int) -> dict[tuple[str, str, str], tuple[str, trees.Tree]]:
+        """(project, repo, branch) -> (commit id, tree) for the commits a job's output came from."""
+        c, r, cp = s.commits, s.repos, s.commit_provenance
+        out: dict[tuple[str, str, str], tuple[str, trees.Tree]] = {}
+        with self.b.db.read() as conn:
+            rows = conn.execute(
+                select(c, r.c.project, r.c.name.label("repo_name"))
+                .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(r, c.c.repo_id == r.c.id))
+                .where(cp.c.commit_pk == commit_pk)
+            ).all()
+            for row in rows:
+                out[(row.project, row.repo_name, row.branch or "master")] = (
+                    row.commit_id, self.pfs.view(conn, row))
+        return out
+
+    # -- the job ------------------------------------------------------------------------------
+
+    def run(self, job: Row) -> str:
+        """Run a job to a terminal state; returns that state."""
+        db = self.b.db
+        with db.read() as conn:
+            pipe = conn.execute(select(s.pipelines).where(s.pipelines.c.id == job.pipeline_id)).one()
+            base = conn.execute(
+                select(s.jobs).where(s.jobs.c.pipeline_id == job.pipeline_id, s.jobs.c.id < job.id,
+                                     s.jobs.c.state == "SUCCESS").order_by(s.jobs.c.id.desc()).limit(1)
+            ).first()
+            base_out_root = None
+            if base is not None:
+                base_out_root = conn.execute(
+                    select(s.commits.c.tree).where(s.commits.c.id == base.commit_pk)).scalar()
+        spec = parse_spec(json.loads(pipe.spec), f"pipeline {pipe.name}")
+        node = to_node(spec.input) if spec.input is not None else None
+        inputs = self.input_trees(job.commit_pk)
+        entries: dict[tuple[str, str, str], dict[str, trees.Entry]] = {}
+
+        def listing(src: dm.PfsSource) -> list[dm.FileRecord]:
+            key = (src.project, src.repo, src.branch)
+            if key not in entries:
+                found = inputs.get(key)
+                entries[key] = {} if found is None else {e.path: e for e in found[1]}
+            return [dm.FileRecord(e.path, e.hash, e.size) for e in entries[key].values()]
+
+        datums = dm.plan(node, listing) if node is not None else []
+        nodes = self.b.nodes
+        base_map = trees.Tree(nodes, base.datum_map if base is not None else None)
+        previous: dict[str, str] = {}
+        base_runs: dict[str, int] = {}  # datum id -> job pk that produced its current output
+        for e in base_map:
+            did = e.path[1:]
+            base_runs[did] = e.size
+            if e.datum == SUCCESS:
+                previous[did] = e.hash.hex()
+        salt = pipe.salt
+        to_run, skipped, _ = dm.diff_datums(previous, datums, salt)
+        if spec.reprocess_spec == "every_job":
+            to_run, skipped = list(datums), []
+        current_ids = {d.id for d in datums}
+        gone = [did for did in base_runs if did not in current_ids]
+        now = time.time()
+        with db.tx() as conn:
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                state="RUNNING", started_at=now, total=len(datums), skipped=len(skipped),
+                processed=0, failed=0, recovered=0))
+        self.say(f"job {pipe.name}@{job.job_id}: {len(datums)} datums, {len(to_run)} to run,"
+                 f" {len(skipped)} skipped")
+
+        writer = self.b.writer()
+        lock = threading.Lock()
+        commit_ids = {k: v[0] for k, v in inputs.items()}
+        deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
+        results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
+
+        # -- build the output tree ----------------------------------------------------------
+        retract = [d.id for d in to_run if d.id in base_runs] + gone
+        outputs_of = self._outputs_of(retract, base_runs)
+        base_tree = trees.Tree(nodes, base_out_root)
+        ops: dict[str, trees.Op] = {}
+        for did in retract:
+            for path in outputs_of.get(did, ()):
+                old = base_tree.get(path)
+                if old is not None and old.datum == did:
+                    ops[path] = trees.Op(trees.DELETE)
+        reason = ""
+        writers: dict[str, str] = {}
+        for r in results:
+            if r.state != SUCCESS:
+                continue
+            for e in r.outputs:
+                other = writers.get(e.path)
+                if other is not None and other != r.datum.id:
+                    reason = (f"duplicate path output by different datums: {e.path} was written by"
+                              f" datums {other[:12]} and {r.datum.id[:12]}; write to unique paths"
+                              " (e.g. /pfs/out/$PACH_DATUM_ID/...)")
+                    break
+                writers[e.path] = r.datum.id
+                if e.path not in ops:
+                    old = base_tree.get(e.path)
+                    if old is not None and old.datum != r.datum.id:
+                        reason = (f"duplicate path output by different datums: {e.path} was written"
+                                  f" by datums {old.datum[:12]} and {r.datum.id[:12]}")
+                        break
+                ops[e.path] = trees.Op(trees.PUT, e)
+            if reason:
+                break
+        failed = [r for r in results if r.state == FAILED]
+        if failed and not reason:
+            first = failed[0]
+            reason = f"{len(failed)} datum(s) failed; first {first.datum.id[:12]}: {first.reason}"
+        if deadline is not None and time.monotonic() > deadline and not reason:
+            reason = f"job_timeout of {spec.job_timeout:g}s exceeded"
+        out_res = trees.apply(nodes, base_out_root, sorted(ops.items()))
+        if not reason:
+            written = [p for p, op in ops.items() if op.kind != trees.DELETE]
+            try:
+                self.pfs.check_collisions(out_res, base_tree, sorted(written))
+            except Exception as e:  # noqa: BLE001 - a collision fails the job, it is not a crash
+                reason = str(e)
+
+        # -- the datum map ------------------------------------------------------------------
+        map_ops: dict[str, trees.Op] = {}
+        for r in results:
+            if r.state in (SUCCESS, FAILED, RECOVERED):
+                map_ops["/" + r.datum.id] = trees.Op(trees.PUT, trees.Entry(
+                    "/" + r.datum.id, job.id, bytes.fromhex(r.hash), [], r.state))
+        for did in gone:
+            map_ops["/" + did] = trees.Op(trees.DELETE)
+        map_res = trees.apply(nodes, base.datum_map if base is not None else None, sorted(map_ops.items()))
+
+        state = "FAILURE" if reason else "SUCCESS"
+        if deadline is not None and time.monotonic() > deadline:
+            state = "KILLED"
+        chunk_rows, pack_rows = writer.seal()
+        with db.tx() as conn:
+            current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
+            if current != "RUNNING":
+                return current or "KILLED"  # stopped or deleted meanwhile
+            if pack_rows:
+                conn.execute(s.packs.insert(), pack_rows)
+            db.insert_ignore(conn, s.chunks, chunk_rows)
+            all_nodes = {**out_res.nodes, **map_res.nodes}
+            db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in all_nodes.items()])
+            if state == "SUCCESS":
+                self.pfs.seal_commit(conn, job.commit_pk, out_res.root, out_res.size, out_res.count)
+            else:
+                base_size = base_tree.size
+                self.pfs.seal_commit(conn, job.commit_pk, base_out_root, base_size, base_tree.count, reason)
+            rows = [{
+                "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
+                "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
+                "finished_at": r.finished,
+                "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
+                                          for f in di.files]),
+                "outputs": msgpack.packb([e.path for e in r.outputs]),
+            } for r in results]
+            if rows:
+                conn.execute(s.datum_runs.insert(), rows)
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                state=state, reason=reason, finished_at=time.time(), datum_map=map_res.root,
+                processed=sum(r.state == SUCCESS for r in results),
+                failed=sum(r.state == FAILED for r in results),
+                recovered=sum(r.state == RECOVERED for r in results)))
+        self.say(f"job {pipe.name}@{job.job_id}: {state}{': ' + reason if reason else ''}")
+        return state
+
+    def _outputs_of(self, datum_ids: list[str], runs: dict[str, int]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        by_job: dict[int, list[str]] = {}
+        for did in datum_ids:
+            by_job.setdefault(runs[did], []).append(did)
+        t = s.datum_runs
+        with self.b.db.read() as conn:
+            for job_pk, ids in by_job.items():
+                for i in range(0, len(ids), 500):
+                    for did, blob in conn.execute(select(t.c.datum_id, t.c.outputs).where(
+                            t.c.job_pk == job_pk, t.c.datum_id.in_(ids[i:i + 500]))):
+                        out[did] = msgpack.unpackb(blob)
+        return out
+
+    # -- datums -------------------------------------------------------------------------------
+
+    def _run_datums(self, job: Row, pipe: Row, spec: PipelineSpec, todo: list[dm.Datum],
+                    entries: dict, commit_ids: dict, writer, lock: threading.Lock, salt: str,  # type: ignore[no-untyped-def]
+                    deadline: float | None) -> list[DatumResult]:
+        if not todo:
+            return []
+        log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
+        log_dir.mkdir(parents=True, exist_ok=True)
+        work = self.b.root / "work" / str(job.id)
+        slots = list(range(max(1, spec.parallelism)))
+        free = list(slots)
+        slot_lock = threading.Lock()
+        progress = {"done": 0}
+
+        def one(d: dm.Datum) -> DatumResult:
+            with slot_lock:
+                slot = free.pop()
+            try:
+                ws = Workspace(work / str(slot))
+                r = self._run_datum(job, spec, d, ws, entries, commit_ids, writer, lock, salt,
+                                    log_dir / f"{d.id}.log", deadline)
+            finally:
+                with slot_lock:
+                    free.append(slot)
+            with slot_lock:
+                progress["done"] += 1
+                if progress["done"] % 50 == 0 or progress["done"] == len(todo):
+                    self._progress(job.id, progress["done"])
+            return r
+
+        with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+            results = list(pool.map(one, todo))
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        return results
+
+    def _progress(self, job_pk: int, done: int) -> None:
+        with self.b.db.tx() as conn:
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job_pk).values(processed=done))
+
+    def _run_datum(self, job: Row, spec: PipelineSpec, d: dm.Datum, ws: Workspace, entries: dict,
+                   commit_ids: dict, writer, lock: threading.Lock, salt: str, log: Path,  # type: ignore[no-untyped-def]
+                   deadline: float | None) -> DatumResult:
+        t = spec.transform
+        result = DatumResult(d, FAILED, d.hash(salt), started=time.time())
+        env = {**t.env, "PACH_JOB_ID": job.job_id, "PACH_DATUM_ID": d.id,
+               "PACH_OUTPUT_COMMIT_ID": job.job_id, "PACH_PIPELINE_NAME": spec.name}
+        by_name: dict[str, dict[str, trees.Entry]] = {}
+        for di in d.inputs:
+            env[di.name] = f"/pfs/{di.name}" + ("" if di.path == "/" else di.path)
+            env[f"{di.name}_COMMIT"] = commit_ids.get((di.project, di.repo, di.branch), "")
+            if di.join_key:
+                env[f"PACH_DATUM_{di.name}_JOIN_ON"] = di.join_key
+            if di.group_key:
+                env[f"PACH_DATUM_{di.name}_GROUP_BY"] = di.group_key
+            src = entries[(di.project, di.repo, di.branch)]
+            by_name.setdefault(di.name, {}).update({f.path: src[f.path] for f in di.files})
+        names = list(dict.fromkeys(di.name for di in d.inputs))
+        link = self.runner.name == "sandbox"
+        for attempt in range(1, spec.datum_tries + 1):
+            result.attempts = attempt
+            timeout = spec.datum_timeout
+            if deadline is not None:
+                left = max(0.1, deadline - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            reset(ws)
+            for di in d.inputs:
+                src_entries = [entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
+                materialize(ws, di.name, src_entries, self.cache, link, _empty(spec, di.name))
+            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names)
+            outcome = self.runner.run(ws, inv, log)
+            ok = not outcome.timed_out and (outcome.returncode == 0
+                                            or outcome.returncode in t.accept_return_code)
+            if ok:
+                try:
+                    result.outputs = harvest(ws, d.id, writer, lock, by_name)
+                except OutputError as e:
+                    result.reason = str(e)
+                    break
+                result.state = SUCCESS
+                break
+            result.reason = (outcome.error or (f"timed out after {timeout:g}s" if outcome.timed_out
+                             else f"exit code {outcome.returncode}"))
+        if result.state == FAILED and t.err_cmd:
+            inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names)
+            outcome = self.runner.run(ws, inv, log)
+            if outcome.returncode == 0 and not outcome.timed_out:
+                result.state = RECOVERED
+                result.outputs = []
+        result.finished = time.time()
+        return result
+
+
+def _empty(spec: PipelineSpec, name: str) -> bool:
+    for leaf in spec.input.walk() if spec.input else ():
+        if leaf.name == name and isinstance(leaf, PfsInput):
+            return leaf.empty_files
+    return False
+

@@ -1,0 +1,315 @@
+"""The PPS façade: pipelines, jobs and datums, as every surface sees them.
+
+Creating a pipeline validates the whole spec first (nothing is created for a refused spec),
+then makes the output repo and an output branch whose provenance is the input branches: that
+branch's first commit is the pipeline's initial job, and every later input commit propagates
+a new one. The controller (``controller.py``) turns those open output commits into jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import msgpack
+from sqlalchemy import delete, select, update
+
+from tusk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tusk.pfs import trees
+from tusk.pfs.refs import CommitRef, RepoRef
+from tusk.pfs.service import PfsService
+from tusk.pps import datums as dm
+from tusk.pps.jobs import leaves, to_node
+from tusk.pps.model import DatumInfo, JobInfo, PipelineInfo
+from tusk.pps.spec import PipelineSpec, parse_spec
+from tusk.pps.spec_inputs import CronInput
+from tusk.storage import schema as s
+
+STATE_OF = {"success": "SUCCESS", "failed": "FAILED", "recovered": "RECOVERED"}
+
+
+class PpsService:
+    def __init__(self, pfs: PfsService) -> None:
+        self.pfs = pfs
+        self.b = pfs.b
+
+    # -- pipelines ----------------------------------------------------------------------------
+
+    def create_pipeline(self, spec: PipelineSpec, update: bool = False, reprocess: bool = False,
+                        dry_run: bool = False) -> PipelineInfo:
+        pfs = self.pfs
+        pfs.inspect_project(spec.project)
+        existing = self._find(spec.project, spec.name)
+        if existing is not None and not update:
+            raise AlreadyExists(f"pipeline {spec.name} already exists; use 'tusk update pipeline'")
+        if existing is None and update:
+            raise NotFound(f"pipeline {spec.name} not found; use 'tusk create pipeline'")
+        out_ref = RepoRef(spec.project, spec.name)
+        if existing is None and any(r.name == spec.name for r in pfs.list_repos(spec.project)):
+            raise AlreadyExists(
+                f"repo {out_ref} already exists; a pipeline's output repo takes the pipeline's name")
+        if spec.pipeline_type != "transform":
+            raise InvalidArgument(f"pipeline {spec.name}: {spec.pipeline_type} pipelines are not"
+                                  " supported yet; use a transform pipeline")
+        # Check every input before creating anything, so a refused spec leaves no trace.
+        for leaf in spec.input.walk() if spec.input else ():
+            if isinstance(leaf, CronInput):
+                continue
+            ref = RepoRef(leaf.project, leaf.repo)
+            try:
+                pfs.inspect_repo(ref)
+            except NotFound:
+                raise NotFound(f"pipeline {spec.name}: input repo {ref} not found; create it first"
+                               f" ('tusk create repo {ref}')") from None
+        if dry_run:
+            return self._info_of_spec(spec)
+        now = time.time()
+        salt = spec.salt or (existing.salt if existing is not None and not reprocess else uuid.uuid4().hex)
+        effective = spec.to_dict()
+        effective["salt"] = salt
+        provenance: list[tuple[RepoRef, str]] = []
+        for leaf in spec.input.walk() if spec.input else ():
+            ref = RepoRef(leaf.project, leaf.repo)
+            branch = "master" if isinstance(leaf, CronInput) else leaf.branch
+            if isinstance(leaf, CronInput):
+                if not any(r.name == leaf.repo for r in pfs.list_repos(leaf.project)):
+                    pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
+            if not any(b.name == branch for b in pfs.list_branches(ref)):
+                pfs.create_branch(ref, branch)  # an empty head, so the first job can run
+            if (ref, branch) not in provenance:
+                provenance.append((ref, branch))
+        with self.b.db.tx() as conn:
+            if existing is None:
+                conn.execute(s.pipelines.insert().values(
+                    project=spec.project, name=spec.name, version=1, spec=json.dumps(effective),
+                    user_spec=json.dumps(spec.user_doc), salt=salt, state="running", reason="",
+                    created_at=now, updated_at=now))
+            else:
+                conn.execute(update(s.pipelines).where(s.pipelines.c.id == existing.id).values(
+                    version=existing.version + 1, spec=json.dumps(effective),
+                    user_spec=json.dumps(spec.user_doc), salt=salt, updated_at=now))
+                # Jobs of the old version that have not finished are superseded.
+                conn.execute(update(s.jobs).where(
+                    s.jobs.c.pipeline_id == existing.id,
+                    s.jobs.c.state.in_(["CREATED", "STARTING", "RUNNING"])).values(
+                    state="KILLED", reason="superseded by a pipeline update", finished_at=now))
+        if existing is None:
+            pfs.create_repo(out_ref, spec.description, update=True)
+        branches = {b.name: b for b in pfs.list_branches(out_ref)}
+        old = branches.get(spec.output_branch)
+        if old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
+            pfs.create_branch(out_ref, spec.output_branch, provenance=provenance)
+            if old is not None:
+                pass  # changing provenance made a new head commit already
+        else:
+            pfs.trigger_branch(out_ref, spec.output_branch)
+        if existing is not None:
+            self._kill_open_commits(existing.id)
+        return self.inspect_pipeline(spec.name, spec.project)
+
+    def _kill_open_commits(self, pipeline_id: int) -> None:
+        """Finish the open output commits of superseded jobs with an error."""
+        with self.b.db.tx() as conn:
+            rows = conn.execute(select(s.jobs.c.commit_pk).where(
+                s.jobs.c.pipeline_id == pipeline_id, s.jobs.c.state == "KILLED",
+                s.jobs.c.reason == "superseded by a pipeline update")).scalars().all()
+            for pk in rows:
+                state = conn.execute(select(s.commits.c.state).where(s.commits.c.id == pk)).scalar()
+                if state == "open":
+                    self.pfs.seal_commit(conn, pk, None, 0, 0, "superseded by a pipeline update")
+
+    def _find(self, project: str, name: str):  # type: ignore[no-untyped-def]
+        with self.b.db.read() as conn:
+            return conn.execute(select(s.pipelines).where(
+                s.pipelines.c.project == project, s.pipelines.c.name == name)).first()
+
+    def _row(self, name: str, project: str = "default"):  # type: ignore[no-untyped-def]
+        row = self._find(project, name)
+        if row is None:
+            raise NotFound(f"pipeline {name} not found")
+        return row
+
+    def _info(self, row) -> PipelineInfo:  # type: ignore[no-untyped-def]
+        spec = json.loads(row.spec)
+        with self.b.db.read() as conn:
+            last = conn.execute(select(s.jobs.c.state).where(s.jobs.c.pipeline_id == row.id)
+                                .order_by(s.jobs.c.id.desc()).limit(1)).scalar()
+        parsed = parse_spec(spec, f"pipeline {row.name}")
+        repos = tuple(dict.fromkeys(leaf.repo for leaf in parsed.input.walk())) if parsed.input else ()
+        return PipelineInfo(row.project, row.name, row.version, row.state, row.reason, spec,
+                            row.created_at, row.updated_at, last, repos)
+
+    def _info_of_spec(self, spec: PipelineSpec) -> PipelineInfo:
+        now = time.time()
+        repos = tuple(dict.fromkeys(leaf.repo for leaf in spec.input.walk())) if spec.input else ()
+        return PipelineInfo(spec.project, spec.name, 0, "dry-run", "", spec.to_dict(), now, now, None, repos)
+
+    def inspect_pipeline(self, name: str, project: str = "default") -> PipelineInfo:
+        return self._info(self._row(name, project))
+
+    def list_pipelines(self, project: str | None = "default") -> list[PipelineInfo]:
+        with self.b.db.read() as conn:
+            q = select(s.pipelines).order_by(s.pipelines.c.created_at.desc())
+            if project is not None:
+                q = q.where(s.pipelines.c.project == project)
+            rows = conn.execute(q).all()
+        return [self._info(r) for r in rows]
+
+    def delete_pipeline(self, name: str, project: str = "default", keep_repo: bool = False,
+                        force: bool = False) -> None:
+        row = self._row(name, project)
+        with self.b.db.tx() as conn:
+            job_pks = select(s.jobs.c.id).where(s.jobs.c.pipeline_id == row.id)
+            conn.execute(delete(s.datum_runs).where(s.datum_runs.c.job_pk.in_(job_pks)))
+            conn.execute(delete(s.jobs).where(s.jobs.c.pipeline_id == row.id))
+            conn.execute(delete(s.pipelines).where(s.pipelines.c.id == row.id))
+        ref = RepoRef(project, name)
+        if keep_repo:
+            for b in self.pfs.list_branches(ref):
+                if b.provenance:
+                    self.pfs.create_branch(ref, b.name, provenance=[])
+        else:
+            self.pfs.delete_repo(ref, force=force)
+
+    def set_stopped(self, name: str, project: str = "default", stopped: bool = True) -> PipelineInfo:
+        row = self._row(name, project)
+        with self.b.db.tx() as conn:
+            conn.execute(update(s.pipelines).where(s.pipelines.c.id == row.id).values(
+                state="paused" if stopped else "running", updated_at=time.time()))
+        return self.inspect_pipeline(name, project)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _job_info(self, conn, job, pipe) -> JobInfo:  # type: ignore[no-untyped-def]
+        return JobInfo(pipe.project, pipe.name, job.job_id, job.version, job.state, job.reason,
+                       job.processed, job.skipped, job.failed, job.recovered, job.total,
+                       job.created_at, job.started_at, job.finished_at, job.job_id)
+
+    def list_jobs(self, pipeline: str | None = None, job_id: str | None = None,
+                  project: str = "default", number: int = 0) -> list[JobInfo]:
+        with self.b.db.read() as conn:
+            q = (select(s.jobs, s.pipelines.c.project, s.pipelines.c.name)
+                 .select_from(s.jobs.join(s.pipelines, s.jobs.c.pipeline_id == s.pipelines.c.id))
+                 .order_by(s.jobs.c.id.desc()))
+            if pipeline is not None:
+                q = q.where(s.pipelines.c.id == self._row(pipeline, project).id)
+            if job_id is not None:
+                q = q.where(s.jobs.c.job_id == job_id)
+            if number:
+                q = q.limit(number)
+            rows = conn.execute(q).all()
+            return [self._job_info(conn, r, r) for r in rows]
+
+    def inspect_job(self, pipeline: str, job_id: str, project: str = "default", wait: bool = False,
+                    timeout: float | None = None) -> JobInfo:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            jobs = self.list_jobs(pipeline, job_id, project)
+            if not jobs:
+                raise NotFound(f"job {pipeline}@{job_id} not found")
+            if not wait or jobs[0].done:
+                return jobs[0]
+            if deadline is not None and time.monotonic() > deadline:
+                raise FailedPrecondition(f"timed out waiting for job {pipeline}@{job_id}")
+            time.sleep(0.1)
+
+    def _job_row(self, pipeline: str, job_id: str | None, project: str):  # type: ignore[no-untyped-def]
+        pipe = self._row(pipeline, project)
+        with self.b.db.read() as conn:
+            q = select(s.jobs).where(s.jobs.c.pipeline_id == pipe.id)
+            q = q.where(s.jobs.c.job_id == job_id) if job_id else q.order_by(s.jobs.c.id.desc()).limit(1)
+            job = conn.execute(q).first()
+        if job is None:
+            raise NotFound(f"job {pipeline}@{job_id or 'latest'} not found")
+        return pipe, job
+
+    def list_datums(self, pipeline: str, job_id: str | None = None, project: str = "default") -> list[DatumInfo]:
+        """Every datum of a job with its state (SKIPPED when an earlier job's output stands)."""
+        pipe, job = self._job_row(pipeline, job_id, project)
+        runs: dict[tuple[int, str], object] = {}
+        with self.b.db.read() as conn:
+            for r in conn.execute(select(s.datum_runs).where(s.datum_runs.c.job_pk == job.id)):
+                runs[(job.id, r.datum_id)] = r
+            job_ids = dict(conn.execute(select(s.jobs.c.id, s.jobs.c.job_id).where(
+                s.jobs.c.pipeline_id == pipe.id)).all())
+        out: list[DatumInfo] = []
+        seen: set[str] = set()
+        entries = list(trees.Tree(self.b.nodes, job.datum_map))
+        # Skipped datums show the files of the run whose output they kept.
+        earlier: dict[int, list[str]] = {}
+        for e in entries:
+            if e.size != job.id:
+                earlier.setdefault(e.size, []).append(e.path[1:])
+        with self.b.db.read() as conn:
+            for pk, ids in earlier.items():
+                for i in range(0, len(ids), 500):
+                    for r in conn.execute(select(s.datum_runs).where(
+                            s.datum_runs.c.job_pk == pk, s.datum_runs.c.datum_id.in_(ids[i:i + 500]))):
+                        runs[(pk, r.datum_id)] = r
+        for e in entries:
+            did = e.path[1:]
+            seen.add(did)
+            r = runs.get((e.size, did))
+            if e.size == job.id and r is not None:
+                out.append(self._datum_info(r, job.job_id))
+            elif r is not None:
+                info = self._datum_info(r, job_ids.get(e.size, ""))
+                out.append(DatumInfo(did, "SKIPPED", info.job, info.files, info.outputs))
+            else:
+                out.append(DatumInfo(did, "SKIPPED", job_ids.get(e.size, "")))
+        for (pk, did), r in runs.items():  # datums of a job that failed before its map was saved
+            if did not in seen:
+                out.append(self._datum_info(r, job.job_id))
+        return out
+
+    def _datum_info(self, r, job_id: str) -> DatumInfo:  # type: ignore[no-untyped-def]
+        inputs = msgpack.unpackb(r.inputs)
+        return DatumInfo(r.datum_id, STATE_OF.get(r.state, r.state.upper()), job_id,
+                         tuple(f"{name}:{path}" for name, _repo, path, _h in inputs),
+                         tuple(msgpack.unpackb(r.outputs)), r.reason, r.attempts,
+                         r.finished_at - r.started_at)
+
+    def preview_datums(self, spec: PipelineSpec) -> list[DatumInfo]:
+        """The datums a spec would have on the current input heads (creates nothing)."""
+        if spec.input is None:
+            return []
+        node = to_node(spec.input)
+        trees_of: dict[tuple[str, str, str], trees.Tree] = {}
+        for leaf in leaves(node):
+            key = (leaf.project, leaf.repo, leaf.branch)
+            try:
+                with self.b.db.read() as conn:
+                    row = self.pfs.resolve_commit(conn, CommitRef(RepoRef(leaf.project, leaf.repo), leaf.branch))
+                    trees_of[key] = self.pfs.view(conn, row)
+            except NotFound:
+                trees_of[key] = trees.Tree(self.b.nodes, None)
+
+        def listing(src: dm.PfsSource) -> list[dm.FileRecord]:
+            return [dm.FileRecord(e.path, e.hash, e.size) for e in trees_of[(src.project, src.repo, src.branch)]]
+
+        return [DatumInfo(d.id, "PREVIEW", "", tuple(f"{di.name}:{di.path}" for di in d.inputs))
+                for d in dm.plan(node, listing)]
+
+    def logs(self, pipeline: str, job_id: str | None = None, datum: str | None = None,
+             project: str = "default") -> list[tuple[str, str, str]]:
+        """(job, datum, text) of user-code logs, oldest job first."""
+        self._row(pipeline, project)
+        base = self.b.root / "logs" / project / pipeline
+        out: list[tuple[str, str, str]] = []
+        if not base.exists():
+            return out
+        jobs = [job_id] if job_id else [j.id for j in reversed(self.list_jobs(pipeline, project=project))]
+        for jid in jobs:
+            d = base / jid
+            if not d.exists():
+                continue
+            for f in sorted(d.glob("*.log"), key=lambda p: p.stat().st_mtime):
+                if datum and not f.stem.startswith(datum):
+                    continue
+                out.append((jid, f.stem, f.read_text(errors="replace")))
+        return out
+
+    def log_dir(self) -> Path:
+        return self.b.root / "logs"
