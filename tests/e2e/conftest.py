@@ -8,6 +8,11 @@
 * ``tusk.fail(...)`` asserts the user-error contract: non-zero exit, exactly one stderr line
   starting with ``tusk:``, no traceback; returns that line.
 
+Attributes other helpers build on: ``root`` (the TUSK_ROOT), ``cwd`` (a scratch working
+directory every command runs in), ``env`` (the subprocess environment; edit it to opt in to
+things such as the pipeline controller) and ``exe`` (the tusk executable, for ``Popen``).
+``module_tusk`` is the same on one root shared by a module (for read-only checks).
+
 ``http_dir`` serves a temporary directory over real HTTP (``http.server`` in a thread).
 """
 
@@ -61,6 +66,8 @@ class Tusk:
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("TUSK_METADATA_URL", "TUSK_OBJECT_URL", "PYTHONUNBUFFERED")}
         self.env["TUSK_ROOT"] = str(root)
+        # PFS tests start no background pipeline controller; pipeline tests opt back in.
+        self.env["TUSK_NO_CONTROLLER"] = "1"
         self.env["COLUMNS"] = "200"
 
     def __call__(self, *args: str, input: bytes | str | None = None, binary: bool = False,

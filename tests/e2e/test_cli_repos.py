@@ -33,7 +33,6 @@ def test_project_lifecycle_and_default_project(tusk):
     tusk.ok("delete", "project", "lab", "-f")
     assert [p["name"] for p in tusk.json("list", "project", "--raw")] == ["default"]
     assert tusk.json("list", "repo", "-A", "--raw") == []
-    tusk.fail("inspect", "project", "lab")
     tusk.fail("delete", "project", "default")
 
 

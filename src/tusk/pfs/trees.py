@@ -57,6 +57,10 @@ class NodeStore(Protocol):
 
 
 def encode_entries(entries: Sequence[Entry]) -> bytes:
+    for e in entries:
+        for ref in e.chunks:
+            if ref[0] is None:  # a bundle not sealed yet: persisting it would lose the file
+                raise RuntimeError(f"entry {e.path} refers to an unsealed bundle; seal the writer first")
     return msgpack.packb(entries, use_bin_type=True)
 
 

@@ -167,11 +167,10 @@ def ensure_running(root: Path) -> bool:
     if fd is None:
         return False
     release(fd)
-    log = open(root / "controller.log", "ab")
     env = {**os.environ, "TUSK_ROOT": str(root)}
-    subprocess.Popen([sys.executable, "-m", "tusk.pps.controller"], stdout=log, stderr=log,
-                     stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
-    log.close()
+    with open(root / "controller.log", "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "tusk.pps.controller"], stdout=log, stderr=log,
+                         stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
     return True
 
 

@@ -15,8 +15,10 @@ leaves the job RUNNING with an open output commit, and the next controller simpl
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +31,15 @@ from tusk.pfs import trees
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
 from tusk.pps.spec import PipelineSpec, parse_spec
-from tusk.pps.spec_inputs import CronInput, CrossInput, GroupInput, Input, JoinInput, PfsInput, UnionInput
+from tusk.pps.spec_inputs import (
+    CronInput,
+    CrossInput,
+    GroupInput,
+    Input,
+    JoinInput,
+    PfsInput,
+    UnionInput,
+)
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
 from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
@@ -157,6 +167,9 @@ class JobRunner:
         commit_ids = {k: v[0] for k, v in inputs.items()}
         deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
         results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
+        # Sealing closes the open small-file bundle, which fills in the chunk digests of the
+        # outputs written into it: it must happen before those entries go into any tree.
+        chunk_rows, pack_rows = writer.seal()
 
         # -- build the output tree ----------------------------------------------------------
         retract = [d.id for d in to_run if d.id in base_runs] + gone
@@ -193,7 +206,9 @@ class JobRunner:
         failed = [r for r in results if r.state == FAILED]
         if failed and not reason:
             first = failed[0]
-            reason = f"{len(failed)} datum(s) failed; first {first.datum.id[:12]}: {first.reason}"
+            reason = (f"{len(failed)} of {len(datums)} datum(s) failed; first: datum"
+                      f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
+                      f" {first.attempts} attempt(s): {first.reason}")
         if deadline is not None and time.monotonic() > deadline and not reason:
             reason = f"job_timeout of {spec.job_timeout:g}s exceeded"
         out_res = trees.apply(nodes, base_out_root, sorted(ops.items()))
@@ -217,7 +232,6 @@ class JobRunner:
         state = "FAILURE" if reason else "SUCCESS"
         if deadline is not None and time.monotonic() > deadline:
             state = "KILLED"
-        chunk_rows, pack_rows = writer.seal()
         with db.tx() as conn:
             current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
             if current != "RUNNING":
@@ -273,7 +287,12 @@ class JobRunner:
             return []
         log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
         log_dir.mkdir(parents=True, exist_ok=True)
-        work = self.b.root / "work" / str(job.id)
+        # A fresh scratch directory per run: processes orphaned by a killed controller (the
+        # process runner cannot take them down with it) may still write into the old one.
+        work_root = self.b.root / "work"
+        for stale in work_root.glob(f"{job.id}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        work = work_root / f"{job.id}-{uuid.uuid4().hex[:8]}"
         slots = list(range(max(1, spec.parallelism)))
         free = list(slots)
         slot_lock = threading.Lock()
@@ -297,8 +316,6 @@ class JobRunner:
 
         with ThreadPoolExecutor(max_workers=len(slots)) as pool:
             results = list(pool.map(one, todo))
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
         return results
 
@@ -357,6 +374,13 @@ class JobRunner:
                 result.outputs = []
         result.finished = time.time()
         return result
+
+
+def _describe(d: dm.Datum, limit: int = 3) -> str:
+    """A datum's matched input paths for messages: "in:/a.txt, other:/dir" (at most ``limit``)."""
+    files = [f"{di.name}:{di.path}" for di in d.inputs]
+    more = f" and {len(files) - limit} more" if len(files) > limit else ""
+    return ", ".join(files[:limit]) + more
 
 
 def _empty(spec: PipelineSpec, name: str) -> bool:

@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 
 import msgpack
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
+from sqlalchemy import update as sql_update
 
 from tusk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs import trees
@@ -66,16 +67,21 @@ class PpsService:
         if dry_run:
             return self._info_of_spec(spec)
         now = time.time()
-        salt = spec.salt or (existing.salt if existing is not None and not reprocess else uuid.uuid4().hex)
+        # The salt survives updates (processed datums stay skipped); a reprocess always draws a
+        # new one, even when the spec carries the old salt (e.g. from 'inspect pipeline').
+        if reprocess:
+            salt = uuid.uuid4().hex
+        else:
+            salt = spec.salt or (existing.salt if existing is not None else uuid.uuid4().hex)
         effective = spec.to_dict()
         effective["salt"] = salt
         provenance: list[tuple[RepoRef, str]] = []
         for leaf in spec.input.walk() if spec.input else ():
             ref = RepoRef(leaf.project, leaf.repo)
             branch = "master" if isinstance(leaf, CronInput) else leaf.branch
-            if isinstance(leaf, CronInput):
-                if not any(r.name == leaf.repo for r in pfs.list_repos(leaf.project)):
-                    pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
+            if isinstance(leaf, CronInput) and not any(
+                    r.name == leaf.repo for r in pfs.list_repos(leaf.project)):
+                pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
             if not any(b.name == branch for b in pfs.list_branches(ref)):
                 pfs.create_branch(ref, branch)  # an empty head, so the first job can run
             if (ref, branch) not in provenance:
@@ -87,11 +93,11 @@ class PpsService:
                     user_spec=json.dumps(spec.user_doc), salt=salt, state="running", reason="",
                     created_at=now, updated_at=now))
             else:
-                conn.execute(update(s.pipelines).where(s.pipelines.c.id == existing.id).values(
+                conn.execute(sql_update(s.pipelines).where(s.pipelines.c.id == existing.id).values(
                     version=existing.version + 1, spec=json.dumps(effective),
                     user_spec=json.dumps(spec.user_doc), salt=salt, updated_at=now))
                 # Jobs of the old version that have not finished are superseded.
-                conn.execute(update(s.jobs).where(
+                conn.execute(sql_update(s.jobs).where(
                     s.jobs.c.pipeline_id == existing.id,
                     s.jobs.c.state.in_(["CREATED", "STARTING", "RUNNING"])).values(
                     state="KILLED", reason="superseded by a pipeline update", finished_at=now))
@@ -176,7 +182,7 @@ class PpsService:
     def set_stopped(self, name: str, project: str = "default", stopped: bool = True) -> PipelineInfo:
         row = self._row(name, project)
         with self.b.db.tx() as conn:
-            conn.execute(update(s.pipelines).where(s.pipelines.c.id == row.id).values(
+            conn.execute(sql_update(s.pipelines).where(s.pipelines.c.id == row.id).values(
                 state="paused" if stopped else "running", updated_at=time.time()))
         return self.inspect_pipeline(name, project)
 

@@ -80,10 +80,38 @@ def materialize(ws: Workspace, name: str, entries: list[Entry], cache: ContentCa
 
 
 def reset(ws: Workspace) -> None:
-    if ws.root.exists():
-        shutil.rmtree(ws.root)
-    ws.out.mkdir(parents=True)
-    ws.tmp.mkdir(parents=True)
+    """Empty a datum workspace for reuse, keeping its skeleton directories.
+
+    Emptying beats deleting and recreating: on ext4 without a journal, creating directories
+    where many were just deleted is slow (see limits.md), and a datum's skeleton
+    (``pfs``, ``pfs/out``, ``pfs/<input>``, ``tmp``) is the same from one datum to the next.
+    """
+    if not ws.root.exists():
+        ws.out.mkdir(parents=True)
+        ws.tmp.mkdir(parents=True)
+        return
+    for top in (ws.pfs, ws.tmp):
+        if not top.exists():
+            top.mkdir(parents=True)
+            continue
+        with os.scandir(top) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    _empty_dir(e.path)  # keep /pfs/<input> and /pfs/out themselves
+                else:
+                    os.unlink(e.path)
+    ws.out.mkdir(exist_ok=True)
+
+
+def _empty_dir(path: str) -> None:
+    with os.scandir(path) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                # User code may leave read-only directories behind; make them removable.
+                os.chmod(e.path, 0o755)
+                shutil.rmtree(e.path)
+            else:
+                os.unlink(e.path)
 
 
 @dataclass
@@ -110,16 +138,17 @@ def harvest(ws: Workspace, datum_id: str, writer: ContentWriter, lock: threading
                 path = normalize_path("/" + rel, allow_root=False)
             except InvalidArgument as e:
                 raise OutputError(f"output /pfs/out/{rel}: {e.message}") from None
-            found.append(_store(local, path, ws, datum_id, writer, lock, inputs, depth=0))
+            found.append(_store(local, path, ws, datum_id, writer, lock, inputs))
     return found
 
 
+MAX_LINKS = 40  # like the kernel's limit on symlinks followed while resolving one path
+
+
 def _store(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentWriter,
-           lock: threading.Lock, inputs: dict[str, dict[str, Entry]], depth: int) -> Entry:
+           lock: threading.Lock, inputs: dict[str, dict[str, Entry]]) -> Entry:
     if os.path.islink(local):
-        if depth > 16:
-            raise OutputError(f"output {path}: too many levels of symbolic links")
-        return _resolve_link(local, path, ws, datum_id, writer, lock, inputs, depth)
+        return _resolve_link(local, path, ws, datum_id, writer, lock, inputs)
     if not os.path.isfile(local):
         raise OutputError(f"output {path} is not a regular file; write files only")
     with lock:
@@ -127,24 +156,64 @@ def _store(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentW
     return Entry(path, content.size, content.hash, content.chunks, datum_id)
 
 
-def _resolve_link(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentWriter,
-                  lock: threading.Lock, inputs: dict[str, dict[str, Entry]], depth: int) -> Entry:
-    target = os.readlink(local)
-    # Interpret the target as the user code saw it: inside the sandbox, /pfs/... paths.
-    link_dir = posixpath.dirname("/pfs/out" + path)
+def _seen_by_user(ws: Workspace, target: str, link_dir: str) -> str:
+    """A link target as the user code saw it: an absolute, normalised path in its view."""
     seen = posixpath.normpath(posixpath.join(link_dir, target))
     scratch = str(ws.pfs)
-    if seen.startswith(scratch + "/"):  # the process runner rewrote /pfs to the scratch dir
+    if seen == scratch or seen.startswith(scratch + "/"):  # the process runner rewrote /pfs
         seen = "/pfs" + seen[len(scratch):]
+    return seen
+
+
+def _resolve_view(ws: Workspace, path: str) -> str:
+    """Resolve ``path`` (in the user code's view) to a path with no symlink in it.
+
+    Only links inside ``/pfs/out`` are read (with ``readlink``, never followed by the host), and
+    each is interpreted in the user's view, so a link to a directory outside the output (say
+    ``/pfs/out/d -> /etc``) can never make a later path (``/pfs/out/d/passwd``) reach the host.
+    Anything outside ``/pfs/out`` is returned as is: the caller only accepts input files there.
+    """
+    parts = [p for p in path.split("/") if p]
+    done = ""
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        cur = f"{done}/{name}"
+        if cur.startswith("/pfs/out/"):
+            local = str(ws.out) + cur[len("/pfs/out"):]
+            if os.path.islink(local):
+                hops += 1
+                if hops > MAX_LINKS:
+                    raise OutputError(f"output {path}: too many levels of symbolic links")
+                target = _seen_by_user(ws, os.readlink(local), done or "/")
+                parts = [p for p in target.split("/") if p] + parts
+                done = ""
+                continue
+        done = cur
+    return done or "/"
+
+
+def _resolve_link(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentWriter,
+                  lock: threading.Lock, inputs: dict[str, dict[str, Entry]]) -> Entry:
+    target = os.readlink(local)
+    seen = _resolve_view(ws, _seen_by_user(ws, target, posixpath.dirname("/pfs/out" + path)))
     if seen.startswith("/pfs/out/"):
-        return _store(str(ws.out) + seen[len("/pfs/out"):], path, ws, datum_id, writer, lock,
-                      inputs, depth + 1)._replace(path=path)
+        real = str(ws.out) + seen[len("/pfs/out"):]  # no symlink left anywhere on this path
+        if os.path.isdir(real):
+            raise OutputError(f"output {path} is a symlink to the directory {target}; link files"
+                              " (or write a regular file)")
+        if not os.path.isfile(real):
+            raise OutputError(f"output {path} is a symlink to {target}, which does not exist")
+        with lock:
+            content = writer.write_path(Path(real))
+        return Entry(path, content.size, content.hash, content.chunks, datum_id)
     parts = seen.split("/")
     if len(parts) > 3 and parts[1] == "pfs" and parts[2] in inputs:
+        # A metadata-only copy of the input file, as Pachyderm records it: nothing is read.
         entry = inputs[parts[2]].get("/" + "/".join(parts[3:]))
         if entry is not None:
             return entry._replace(path=path, datum=datum_id)
     raise OutputError(
-        f"output {path} is a symlink to {target}, outside /pfs/out and the datum's inputs;"
+        f"output {path} is a symlink to {target}, outside /pfs/out and the datum's input files;"
         " write a regular file instead"
     )

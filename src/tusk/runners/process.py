@@ -9,14 +9,20 @@ them; that is the documented limit of this runner.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 from tusk.runners.base import Invocation, Outcome, Workspace
 
+# "/pfs" as a whole path component at the start of a path ("/pfs", "/pfs/x", "'/pfs/x'"), not
+# "/data/pfs" or "/pfsx". One pass, so the replacement (which itself ends in "/pfs") is never
+# rewritten again.
+_PFS = re.compile(r"(?<![\w.~/-])/pfs(?![\w.~-])")
+
 
 def _rewrite(text: str, pfs: str) -> str:
-    return text.replace("/pfs/", pfs + "/").replace("/pfs", pfs) if "/pfs" in text else text
+    return _PFS.sub(lambda _m: pfs, text) if "/pfs" in text else text
 
 
 class ProcessRunner:

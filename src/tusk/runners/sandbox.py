@@ -29,7 +29,7 @@ def bwrap_usable() -> bool:
         return False
     try:
         r = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-pid", "true"],
-                           capture_output=True, timeout=10)
+                           capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0
