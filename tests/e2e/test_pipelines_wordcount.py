@@ -87,7 +87,8 @@ def test_word_count_map_reduce_incremental(pipes: Pipes) -> None:
 
 def test_word_count_process_runner(process_pipes: Pipes) -> None:
     """The fallback runner (no mount namespace, /pfs rewritten) runs the same code."""
-    run_word_count(process_pipes)
+    make_dag(process_pipes, TEXTS)
+    check_outputs(process_pipes, TEXTS)
 
 
 def test_changed_and_deleted_inputs(pipes: Pipes) -> None:

@@ -92,10 +92,13 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
                 raise InvalidArgument(f"{item} is a directory; --untar needs a tar archive")
             if not recursive:
                 raise InvalidArgument(f"{item} is a directory; use -r to put it recursively")
+    # Sizing the sources costs a stat per file, so do it only when a person is watching.
+    show = progress if progress is not None else is_tty()
     total = None
-    if all(i != "-" and not src.is_url(i) for i in items):
+    if show and all(i != "-" and not src.is_url(i) for i in items):
         total = sum(_local_size(Path(i)) for i in items)
-    bar = _Progress(progress if progress is not None else (is_tty() and (total or 0) > (64 << 20)), total)
+        show = progress or (total or 0) > (64 << 20)
+    bar = _Progress(bool(show), total)
     svc = pfs()
     try:
         with svc.modify(target, description=message) as session:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from sqlalchemy import and_, select, update
@@ -26,6 +27,7 @@ from tusk.storage import schema as s
 
 IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
 POLL = 0.05
+MAX_POLL = 0.25
 
 
 def _lock_path(root: Path) -> Path:
@@ -65,9 +67,29 @@ class Controller:
         """Create missing jobs and run at most one job; True if anything happened."""
         created = self._create_jobs()
         for job in self._runnable():
-            self.jobs.run(job)
+            try:
+                self.jobs.run(job)
+            except Exception as e:  # noqa: BLE001 - a bug must not wedge every later job
+                # Left RUNNING, the job would be retried by every controller the CLI starts,
+                # failing the same way each time while 'wait commit' waits forever. Fail it
+                # instead, with the details in the controller's log.
+                self.say(f"job {job.job_id}: internal error\n{traceback.format_exc()}")
+                self._fail(job, f"internal error: {type(e).__name__}: {e}"
+                                " (details in the root's controller.log)")
             return True
         return created
+
+    def _fail(self, job, reason: str) -> None:  # type: ignore[no-untyped-def]
+        with self.b.db.tx() as conn:
+            state = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
+            if state not in ("CREATED", "STARTING", "RUNNING"):
+                return
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                state="FAILURE", reason=reason, finished_at=time.time()))
+            open_ = conn.execute(select(s.commits.c.state).where(
+                s.commits.c.id == job.commit_pk)).scalar() == "open"
+            if open_:
+                self.pfs.seal_commit(conn, job.commit_pk, None, 0, 0, reason)
 
     def _create_jobs(self, dry: bool = False) -> bool:
         c, p, r = s.commits, s.pipelines, s.repos
@@ -142,15 +164,25 @@ class Controller:
         self.say(f"job {job.job_id}: UNRUNNABLE: {reason}")
 
     def serve(self, idle: float = IDLE_SECONDS, lock_fd: int | None = None) -> None:
-        """Work until idle for ``idle`` seconds (forever if idle <= 0)."""
+        """Work until idle for ``idle`` seconds (forever if idle <= 0).
+
+        ``lock_fd`` is the lock this controller holds when it should hand over on exit (the
+        background controller); a caller that holds the lock itself passes None and releases
+        it after this returns.
+        """
         last = time.monotonic()
         root = self.b.root
+        delay = POLL
         while True:
             if self.step():
                 last = time.monotonic()
+                delay = POLL
                 continue
             if idle > 0 and time.monotonic() - last > idle:
-                if lock_fd is not None:
+                if lock_fd is None:
+                    if not self.pending():
+                        return
+                else:
                     release(lock_fd)
                     if not self.pending():
                         return
@@ -158,7 +190,9 @@ class Controller:
                     if lock_fd is None:
                         return  # another controller took over
                 last = time.monotonic()
-            time.sleep(POLL)
+            time.sleep(delay)
+            # Back off while nothing happens, so an idle controller costs next to nothing.
+            delay = min(delay * 1.5, MAX_POLL)
 
 
 def ensure_running(root: Path) -> bool:

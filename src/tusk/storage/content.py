@@ -23,6 +23,7 @@ transaction leaves only an unreferenced pack, which garbage collection removes.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -108,12 +109,31 @@ def pack_key(pack_id: str) -> str:
     return f"packs/{pack_id[:2]}/{pack_id}"
 
 
+# Start flushing a pack to disk in the background every this many bytes, so the disk works
+# while we chunk and hash, and the fsync that seals the pack has little left to do.
+FLUSH_EVERY = 64 << 20
+
+
 @dataclass
 class _Pack:
     key: str
     path: Path
     file: BinaryIO
     size: int = 0
+    flushed_at: int = 0
+    flusher: threading.Thread | None = None
+
+    def flush_in_background(self) -> None:
+        if self.flusher is not None and self.flusher.is_alive():
+            return
+        self.flushed_at = self.size
+        fd = self.file.fileno()
+        self.flusher = threading.Thread(target=os.fdatasync, args=(fd,), daemon=True)
+        self.flusher.start()
+
+    def wait(self) -> None:
+        if self.flusher is not None:
+            self.flusher.join()
 
 
 @dataclass
@@ -179,6 +199,7 @@ class ContentWriter:
 
     def abort(self) -> None:
         if self._pack is not None:
+            self._pack.wait()
             self._pack.file.close()
             self._pack.path.unlink(missing_ok=True)
             self._pack = None
@@ -235,13 +256,16 @@ class ContentWriter:
         self.bytes_written += len(data)
         if pack.size >= PACK_LIMIT:
             self._close_pack()
+        elif pack.size - pack.flushed_at >= FLUSH_EVERY:
+            pack.flush_in_background()
 
     def _close_pack(self) -> None:
         pack = self._pack
         if pack is None:
             return
         self._pack = None
-        # The one fsync of this pack: its bytes are durable before any commit can name them.
+        # The sealing fsync: the pack's bytes are durable before any commit can name them.
+        pack.wait()
         os.fsync(pack.file.fileno())
         pack.file.close()
         self.store.put_file(pack.key, pack.path)
