@@ -36,6 +36,11 @@ def main() -> None:
     with open(src, "wb") as f:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
+    # A second file of fresh bytes for the CLI put, so it measures storing data, not dedup.
+    src2 = work / "big2.bin"
+    with open(src2, "wb") as f:
+        for _ in range(args.mib):
+            f.write(os.urandom(1 << 20))
     tusk = str(Path(sys.executable).parent / "tusk")
     puts, cli_puts, gets, cli_gets, cps, growth = [], [], [], [], [], []
     for run in range(args.runs):
@@ -78,7 +83,7 @@ def main() -> None:
         # start reading a few hundred .pyc files after the cache drop.
         subprocess.run([tusk, "list", "repo"], env=env, check=True, capture_output=True)
         t0 = time.perf_counter()
-        subprocess.run([tusk, "put", "file", "data@master:/cli.bin", "-f", str(src)], env=env, check=True)
+        subprocess.run([tusk, "put", "file", "data@master:/cli.bin", "-f", str(src2)], env=env, check=True)
         cli_puts.append(size / (time.perf_counter() - t0))
         drop_caches()
         subprocess.run([tusk, "list", "repo"], env=env, check=True, capture_output=True)

@@ -20,7 +20,21 @@ def pfs() -> PfsService:
         from tusk.pfs.service import PfsService
 
         _service = PfsService.open()
+        _service.wait_hook = _throttled_kick
     return _service
+
+
+_last_kick = 0.0
+
+
+def _throttled_kick() -> None:
+    """While a command waits, check every few seconds that a controller is still running."""
+    import time
+
+    global _last_kick
+    if time.monotonic() - _last_kick > 3.0:
+        _last_kick = time.monotonic()
+        kick()
 
 
 _pps = None

@@ -8,7 +8,7 @@ once its tree is built; after that it never changes. An open commit's content is
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Connection, Row, delete, func, select, update
 
@@ -152,7 +152,12 @@ class CommitsMixin(CatalogMixin):
             ref = CommitRef(ref.repo, None, info.id)
             delay = self._sleep(delay, deadline, f"commit {ref}")
 
+    # Called on every poll of a wait (the CLI uses it to make sure a controller is alive).
+    wait_hook: Callable[[], None] | None = None
+
     def _sleep(self, delay: float, deadline: float | None, what: str) -> float:
+        if self.wait_hook is not None:
+            self.wait_hook()
         if deadline is not None and time.monotonic() > deadline:
             raise FailedPrecondition(f"timed out waiting for {what} to finish")
         time.sleep(delay)

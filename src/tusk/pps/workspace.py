@@ -125,35 +125,94 @@ def harvest(ws: Workspace, datum_id: str, writer: ContentWriter, lock: threading
 
     ``inputs`` maps input name -> path -> entry, to resolve links into inputs.
     """
-    out_root = str(ws.out)
-    found: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(out_root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, out_root)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-        names = filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(names):
-            local = os.path.join(dirpath, name)
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                path = normalize_path("/" + rel, allow_root=False)
-            except InvalidArgument as e:
-                raise OutputError(f"output /pfs/out/{rel}: {e.message}") from None
-            found.append(_store(local, path, ws, datum_id, writer, lock, inputs))
-    return found
+    h = _Harvester(ws, datum_id, writer, lock, inputs)
+    h.tree("/pfs/out", "", 0)
+    return h.found
 
 
 MAX_LINKS = 40  # like the kernel's limit on symlinks followed while resolving one path
+MAX_DIR_LINKS = 8  # directory links expanded inside one another
 
 
-def _store(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentWriter,
-           lock: threading.Lock, inputs: dict[str, dict[str, Entry]]) -> Entry:
-    if os.path.islink(local):
-        return _resolve_link(local, path, ws, datum_id, writer, lock, inputs)
-    if not os.path.isfile(local):
-        raise OutputError(f"output {path} is not a regular file; write files only")
-    with lock:
-        content = writer.write_path(Path(local))
-    return Entry(path, content.size, content.hash, content.chunks, datum_id)
+class _Harvester:
+    def __init__(self, ws: Workspace, datum_id: str, writer: ContentWriter, lock: threading.Lock,
+                 inputs: dict[str, dict[str, Entry]]) -> None:
+        self.ws = ws
+        self.datum_id = datum_id
+        self.writer = writer
+        self.lock = lock
+        self.inputs = inputs
+        self.found: list[Entry] = []
+
+    def local(self, seen: str) -> str:
+        """The host path of a symlink-free ``/pfs/out/...`` path of the user's view."""
+        return str(self.ws.out) + seen[len("/pfs/out"):]
+
+    def tree(self, seen_dir: str, dest: str, depth: int) -> None:
+        """Store everything under the (symlink-free) output directory ``seen_dir`` at ``dest``."""
+        with os.scandir(self.local(seen_dir)) as it:
+            names = sorted(e.name for e in it)
+        for name in names:
+            seen = f"{seen_dir}/{name}"
+            rel = f"{dest}/{name}"
+            try:
+                path = normalize_path(rel, allow_root=False)
+            except InvalidArgument as e:
+                raise OutputError(f"output /pfs/out{rel}: {e.message}") from None
+            local = self.local(seen)
+            if os.path.islink(local):
+                self.link(local, seen, path, depth)
+            elif os.path.isdir(local):
+                self.tree(seen, path, depth)
+            elif os.path.isfile(local):
+                self.file(local, path)
+            else:
+                raise OutputError(f"output {path} is not a regular file; write files only")
+
+    def file(self, local: str, path: str) -> None:
+        with self.lock:
+            content = self.writer.write_path(Path(local))
+        self.found.append(Entry(path, content.size, content.hash, content.chunks, self.datum_id))
+
+    def link(self, local: str, seen_link: str, path: str, depth: int) -> None:
+        """Store a symlink as what it points to in the user's view: an output file or
+        directory, or an input file or directory (a metadata-only copy, as Pachyderm makes);
+        anything else refuses the datum."""
+        target = os.readlink(local)
+        seen = _resolve_view(self.ws, _seen_by_user(self.ws, target, posixpath.dirname(seen_link)))
+        if seen == "/pfs/out" or seen.startswith("/pfs/out/"):
+            real = self.local(seen)  # no symlink left anywhere on this path
+            if os.path.isfile(real):
+                self.file(real, path)
+            elif os.path.isdir(real):
+                if seen_link == seen or seen_link.startswith(seen + "/"):
+                    raise OutputError(f"output {path} is a symlink to {target}, a directory that"
+                                      " contains it")
+                if depth >= MAX_DIR_LINKS:
+                    raise OutputError(f"output {path}: too many nested directory links")
+                self.tree(seen, path, depth + 1)
+            else:
+                raise OutputError(f"output {path} is a symlink to {target}, which does not exist")
+            return
+        parts = seen.split("/")
+        if len(parts) >= 3 and parts[1] == "pfs" and parts[2] in self.inputs:
+            files = self.inputs[parts[2]]
+            inner = "/" + "/".join(parts[3:]) if len(parts) > 3 else "/"
+            entry = files.get(inner)
+            if entry is not None:
+                self.found.append(entry._replace(path=path, datum=self.datum_id))
+                return
+            prefix = inner.rstrip("/") + "/"
+            under = sorted(p for p in files if p.startswith(prefix))
+            if under:  # an input directory: every file beneath it
+                for p in under:
+                    self.found.append(files[p]._replace(path=path + p[len(prefix) - 1:],
+                                                        datum=self.datum_id))
+                return
+        raise OutputError(
+            f"output {path} is a symlink to {target}, outside /pfs/out and the datum's input files;"
+            " write a regular file instead"
+        )
 
 
 def _seen_by_user(ws: Workspace, target: str, link_dir: str) -> str:
@@ -191,29 +250,3 @@ def _resolve_view(ws: Workspace, path: str) -> str:
                 continue
         done = cur
     return done or "/"
-
-
-def _resolve_link(local: str, path: str, ws: Workspace, datum_id: str, writer: ContentWriter,
-                  lock: threading.Lock, inputs: dict[str, dict[str, Entry]]) -> Entry:
-    target = os.readlink(local)
-    seen = _resolve_view(ws, _seen_by_user(ws, target, posixpath.dirname("/pfs/out" + path)))
-    if seen.startswith("/pfs/out/"):
-        real = str(ws.out) + seen[len("/pfs/out"):]  # no symlink left anywhere on this path
-        if os.path.isdir(real):
-            raise OutputError(f"output {path} is a symlink to the directory {target}; link files"
-                              " (or write a regular file)")
-        if not os.path.isfile(real):
-            raise OutputError(f"output {path} is a symlink to {target}, which does not exist")
-        with lock:
-            content = writer.write_path(Path(real))
-        return Entry(path, content.size, content.hash, content.chunks, datum_id)
-    parts = seen.split("/")
-    if len(parts) > 3 and parts[1] == "pfs" and parts[2] in inputs:
-        # A metadata-only copy of the input file, as Pachyderm records it: nothing is read.
-        entry = inputs[parts[2]].get("/" + "/".join(parts[3:]))
-        if entry is not None:
-            return entry._replace(path=path, datum=datum_id)
-    raise OutputError(
-        f"output {path} is a symlink to {target}, outside /pfs/out and the datum's input files;"
-        " write a regular file instead"
-    )
