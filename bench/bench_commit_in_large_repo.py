@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import fresh_dir, report, summarize  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from common import fresh_dir, report, summarize
+from sqlalchemy import func, select
 
-from tusk.pfs.refs import parse_commit, parse_repo  # noqa: E402
-from tusk.pfs.service import PfsService  # noqa: E402
-from tusk.storage import schema  # noqa: E402
+from tusk.pfs.refs import parse_commit, parse_repo
+from tusk.pfs.service import PfsService
+from tusk.storage import schema
 
 
 def node_bytes(svc: PfsService) -> int:

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import drop_caches, fresh_dir, report, summarize  # noqa: E402
+from common import drop_caches, fresh_dir, report, summarize
 
-from tusk.pfs.refs import parse_commit, parse_file, parse_repo  # noqa: E402
-from tusk.pfs.service import PfsService  # noqa: E402
+from tusk.pfs.refs import parse_commit, parse_file, parse_repo
+from tusk.pfs.service import PfsService
 
 
 def store_bytes(root: Path) -> int:
@@ -34,13 +34,11 @@ def main() -> None:
     work = fresh_dir("large")
     src = work / "big.bin"
     with open(src, "wb") as f:
-        for _ in range(args.mib):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(args.mib))
     # A second file of fresh bytes for the CLI put, so it measures storing data, not dedup.
     src2 = work / "big2.bin"
     with open(src2, "wb") as f:
-        for _ in range(args.mib):
-            f.write(os.urandom(1 << 20))
+        f.writelines(os.urandom(1 << 20) for _ in range(args.mib))
     tusk = str(Path(sys.executable).parent / "tusk")
     puts, cli_puts, gets, cli_gets, cps, growth = [], [], [], [], [], []
     for run in range(args.runs):
@@ -91,7 +89,7 @@ def main() -> None:
         subprocess.run([tusk, "get", "file", "data@master:/big.bin", "-o", str(out)], env=env, check=True)
         cli_gets.append(size / (time.perf_counter() - t0))
         out.unlink()
-    mb = lambda xs: summarize([x / 1e6 for x in xs])  # noqa: E731
+    mb = lambda xs: summarize([x / 1e6 for x in xs])
     report("large_file_1gib", {
         "bytes": size,
         "cp_plus_sync_MBps": mb(cps),

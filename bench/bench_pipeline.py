@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import fresh_dir, report, summarize  # noqa: E402
+from common import fresh_dir, report, summarize
 
-from tusk.pfs.refs import parse_commit, parse_repo  # noqa: E402
-from tusk.pfs.service import PfsService  # noqa: E402
-from tusk.pps.controller import Controller  # noqa: E402
-from tusk.pps.service import PpsService  # noqa: E402
-from tusk.pps.spec import parse_spec  # noqa: E402
-from tusk.runners.process import ProcessRunner  # noqa: E402
-from tusk.runners.sandbox import SandboxRunner, bwrap_usable  # noqa: E402
+from tusk.pfs.refs import parse_commit, parse_repo
+from tusk.pfs.service import PfsService
+from tusk.pps.controller import Controller
+from tusk.pps.service import PpsService
+from tusk.pps.spec import parse_spec
+from tusk.runners.process import ProcessRunner
+from tusk.runners.sandbox import SandboxRunner, bwrap_usable
 
 
 def setup(n: int, runner_name: str, parallelism: int, cmd: list[str]):  # type: ignore[no-untyped-def]

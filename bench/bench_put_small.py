@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import fresh_dir, report, summarize  # noqa: E402
+from common import fresh_dir, report, summarize
 
-from tusk.pfs.refs import parse_commit, parse_repo  # noqa: E402
-from tusk.pfs.service import PfsService  # noqa: E402
-from tusk.pfs.sources import walk_local  # noqa: E402
+from tusk.pfs.refs import parse_commit, parse_repo
+from tusk.pfs.service import PfsService
+from tusk.pfs.sources import walk_local
 
 
 def make_tree(n: int) -> Path:

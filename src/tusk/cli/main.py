@@ -15,7 +15,6 @@ import click
 
 from tusk.errors import TuskError, exit_code
 
-
 # Verbs after which a controller may have work (new commits on pipeline inputs, new specs).
 MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run"}
 
@@ -87,8 +86,7 @@ stop = _verb("stop", "Stop a pipeline.")
 
 def main() -> None:
     # Import the noun modules so their commands register on the verb groups.
-    from tusk.cli import (  # noqa: F401
-        admin_cmds, branch_cmds, commit_cmds, file_cmds, pps_cmds, repo_cmds)
+    from tusk.cli import admin_cmds, branch_cmds, commit_cmds, file_cmds, pps_cmds, repo_cmds  # noqa: F401
 
     cli(prog_name="tusk")
 

@@ -44,11 +44,30 @@ def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
 def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
     """Create pipelines from a Pachyderm spec file."""
     specs = _read_specs(path, project)
+    from tusk.pfs.refs import RepoRef
+
+    coming: set[RepoRef] = set()
+    for spec in specs:  # check every spec of the file before creating any of them
+        pps().create_pipeline(spec, dry_run=True, coming=frozenset(coming))
+        coming.add(RepoRef(spec.project, spec.name))
     for spec in specs:
         _report_ignored(spec)
         pps().create_pipeline(spec, dry_run=dry_run)
         if dry_run:
             click.echo(f"pipeline {spec.name}: valid; would create output repo {spec.name}")
+    _say_runner()
+
+
+def _say_runner() -> None:
+    """Say once, where the user sees it, when user code will run without the sandbox."""
+    import os
+
+    from tusk.runners.sandbox import bwrap_usable
+
+    if os.environ.get("TUSK_RUNNER") == "process" or bwrap_usable():
+        return
+    err("tusk: bubblewrap (bwrap) is not available: pipelines run user code as plain processes,"
+        " with /pfs paths rewritten to a scratch directory (install bubblewrap for the sandbox)")
 
 
 @update.command("pipeline")

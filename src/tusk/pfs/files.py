@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from sqlalchemy import select
 
@@ -210,7 +210,7 @@ class FileSession:
 
     # -- landing ----------------------------------------------------------------------------
 
-    def __enter__(self) -> FileSession:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import bisect
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from collections import OrderedDict
 from typing import NamedTuple, Protocol
 
 import blake3

@@ -39,7 +39,9 @@ class PpsService:
     # -- pipelines ----------------------------------------------------------------------------
 
     def create_pipeline(self, spec: PipelineSpec, update: bool = False, reprocess: bool = False,
-                        dry_run: bool = False) -> PipelineInfo:
+                        dry_run: bool = False, coming: frozenset[RepoRef] = frozenset()) -> PipelineInfo:
+        """Create (or update) a pipeline. ``coming``: repos that specs checked together with this
+        one will create (a DAG in one file), which count as existing for a dry run."""
         pfs = self.pfs
         pfs.inspect_project(spec.project)
         existing = self._find(spec.project, spec.name)
@@ -59,6 +61,8 @@ class PpsService:
             if isinstance(leaf, CronInput):
                 continue
             ref = RepoRef(leaf.project, leaf.repo)
+            if dry_run and ref in coming:
+                continue
             try:
                 pfs.inspect_repo(ref)
             except NotFound:

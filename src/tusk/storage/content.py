@@ -248,7 +248,8 @@ class ContentWriter:
         if self._pack is None:
             pack_id = uuid.uuid4().hex
             path = self.store.scratch_dir() / f"pack-{pack_id}"
-            self._pack = _Pack(pack_key(pack_id), path, open(path, "wb", buffering=0))
+            # Closed by _close_pack (or abort): a pack outlives this call by design.
+            self._pack = _Pack(pack_key(pack_id), path, open(path, "wb", buffering=0))  # noqa: SIM115
         pack = self._pack
         pack.file.write(data)
         self._index[digest] = (pack.key, pack.size, len(data))
@@ -312,9 +313,8 @@ class ContentReader:
                     out[h] = (k, o, n)
         missing = [d for d in wanted if d not in out]
         if missing:
-            raise NotFound(
-                f"chunk {missing[0].hex()[:16]} is missing from the store; run 'tusk fsck'"
-            )
+            name = missing[0].hex()[:16] if isinstance(missing[0], bytes) else "(unsealed)"
+            raise NotFound(f"chunk {name} is missing from the store; run 'tusk fsck'")
         return out
 
     def iter_bytes(self, chunks: Iterable[ChunkRef], start: int = 0) -> Iterator[bytes]:
