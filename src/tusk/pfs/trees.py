@@ -415,12 +415,21 @@ def find_collision(new: Tree, base: Tree, changed: Sequence[str]) -> tuple[str, 
     directory, which (since written paths are covered by (a)) can only come from entries that
     were already under it in the base tree.
     """
+    written = set(changed)
+
+    def is_file(d: str) -> bool:
+        # Answered from what was written and from the base, so the new tree's ranges (freshly
+        # built, not yet decoded anywhere) are opened only when the base had a file there.
+        if d in written:
+            return True
+        return base.root is not None and base.get(d) is not None and new.get(d) is not None
+
     checked_dirs: set[str] = set()
     for path in changed:  # written (put or appended) paths, not deleted ones
         parent = path.rpartition("/")[0]
         while parent and parent not in checked_dirs:
             checked_dirs.add(parent)
-            if new.get(parent) is not None:
+            if is_file(parent):
                 return parent, path
             parent = parent.rpartition("/")[0]
         inner = path + "/"
