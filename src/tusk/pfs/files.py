@@ -287,6 +287,8 @@ class FileSession:
 
     def _rehash_appends(self) -> None:
         """Appended files composed before their bundles were sealed get their real hash now."""
+        if not self.changes.appended:  # only appends can leave a pending hash
+            return
         for path, op in list(self.changes.ops.items()):
             if op.entry is not None and op.entry.hash == PENDING_HASH:
                 entry = op.entry._replace(hash=refs_hash(op.entry.chunks))

@@ -35,11 +35,13 @@ class ChangeSet:
 
     ops: dict[str, Op] = field(default_factory=dict)
     deleted_dirs: set[str] = field(default_factory=set)  # prefixes ending in '/'
+    appended: bool = False  # any append so far (its hash may wait for the bundle to seal)
 
     def put(self, entry: Entry, append: bool = False) -> None:
         if not append:  # the common case, kept cheap: a put replaces whatever came before
             self.ops[entry.path] = Op(PUT, entry)
             return
+        self.appended = True
         self.ops[entry.path] = compose(self.ops.get(entry.path), Op(APPEND, entry))
 
     def delete(self, path: str) -> None:
