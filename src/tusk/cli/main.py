@@ -65,14 +65,14 @@ def _verb(name: str, help_text: str) -> click.Group:
     return group
 
 
-create = _verb("create", "Create a project, repo or branch.")
-list_ = _verb("list", "List projects, repos, branches, commits or files.")
-inspect = _verb("inspect", "Show details of a project, repo, branch, commit or file.")
-update = _verb("update", "Update a project's or repo's description.")
-delete = _verb("delete", "Delete a project, repo, branch, commit set or file.")
-start = _verb("start", "Start a commit.")
+create = _verb("create", "Create a project, repo, branch or pipeline.")
+list_ = _verb("list", "List projects, repos, branches, commits, files, pipelines, jobs or datums.")
+inspect = _verb("inspect", "Show details of a project, repo, branch, commit, file, pipeline or job.")
+update = _verb("update", "Update a project, repo or pipeline.")
+delete = _verb("delete", "Delete a project, repo, branch, commit set, file or pipeline.")
+start = _verb("start", "Start a commit, or restart a stopped pipeline.")
 finish = _verb("finish", "Finish a commit.")
-wait = _verb("wait", "Wait for a commit or commit set to finish.")
+wait = _verb("wait", "Wait for a commit, commit set or job to finish.")
 subscribe = _verb("subscribe", "Stream commits as they are made.")
 squash = _verb("squash", "Squash a commit set into its children.")
 put = _verb("put", "Put files into a repo.")
