@@ -38,7 +38,7 @@ LISTINGS = {
                                    ["BRANCH", "HEAD", "UPDATED", "PROVENANCE"]),
     ("list", "file", "images@master:/a"): ({"path", "type", "size", "commit"}, ["NAME", "TYPE", "SIZE"]),
     ("diff", "file", "images@master"): ({"path", "change", "old_size", "new_size"},
-                                        ["PATH", "OLD", "SIZE", "NEW", "SIZE"]),
+                                        ["CHANGE", "PATH", "OLD", "SIZE", "NEW", "SIZE"]),
 }
 
 

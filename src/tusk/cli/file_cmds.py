@@ -280,7 +280,7 @@ def diff_file(new: str, old: str | None, name_only: bool, shallow: bool, old_pro
             click.echo(d.path)
         return
     sign = {"added": "+", "removed": "-", "changed": "~"}
-    emit(f, [d.to_dict() for d in diffs], ["", "PATH", "OLD SIZE", "NEW SIZE"],
+    emit(f, [d.to_dict() for d in diffs], ["CHANGE", "PATH", "OLD SIZE", "NEW SIZE"],
          [[sign[d.change], d.path, size(d.old_size), size(d.new_size)] for d in diffs])
 
 

@@ -383,6 +383,10 @@ class JobRunner:
         names = list(dict.fromkeys(di.name for di in d.inputs))
         link = self.runner.name == "sandbox"
         for attempt in range(1, spec.datum_tries + 1):
+            if deadline is not None and time.monotonic() >= deadline:
+                # The job is out of time: do not start more work, just account for the datum.
+                result.reason = f"not run: job_timeout of {spec.job_timeout:g}s exceeded"
+                break
             result.attempts = attempt
             timeout = spec.datum_timeout
             if deadline is not None:
@@ -406,7 +410,7 @@ class JobRunner:
                 break
             result.reason = (outcome.error or (f"timed out after {timeout:g}s" if outcome.timed_out
                              else f"exit code {outcome.returncode}"))
-        if result.state == FAILED and t.err_cmd:
+        if result.state == FAILED and t.err_cmd and result.attempts:
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names)
             outcome = self.runner.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out:
