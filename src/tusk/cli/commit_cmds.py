@@ -112,8 +112,6 @@ def list_commit(ref: str | None, number: int, all_origins: bool, origin: str | N
                ago(cs.started_at)] for cs in sets])
         return
     target = parse_commit(ref, project) if "@" in ref else parse_repo(ref, project)
-    if origin is None and not all_origins and "@" not in ref:
-        origin = None  # a whole repo lists every commit, as Pachyderm's --all would
     commits = svc.list_commits(target, number, origin)
     emit(f, [c.to_dict() for c in commits], COMMIT_HEADERS, [_row(c) for c in commits])
 

@@ -115,8 +115,10 @@ class Controller:
         return True
 
     def _runnable(self, dry: bool = False) -> list:  # type: ignore[type-arg]
+        """Each pipeline's oldest unfinished job whose inputs are all finished. A job whose
+        input failed is made UNRUNNABLE (unless ``dry``: then it just counts as work)."""
         j, p = s.jobs, s.pipelines
-        out = []
+        ready, doomed = [], []
         with self.b.db.read() as conn:
             heads = conn.execute(
                 select(j).select_from(j.join(p, j.c.pipeline_id == p.c.id))
@@ -129,19 +131,13 @@ class Controller:
             for job in first_per_pipeline.values():
                 verdict = self._inputs_ready(conn, job)
                 if verdict is True:
-                    out.append(job)
-                elif isinstance(verdict, str) and not dry:
-                    out.append(("unrunnable", job, verdict))
+                    ready.append(job)
                 elif isinstance(verdict, str):
-                    out.append(job)
+                    doomed.append((job, verdict))
         if dry:
-            return out
-        ready = []
-        for item in out:
-            if isinstance(item, tuple):
-                self._unrunnable(item[1], item[2])
-            else:
-                ready.append(item)
+            return ready + [job for job, _ in doomed]
+        for job, reason in doomed:
+            self._unrunnable(job, reason)
         return ready
 
     def _inputs_ready(self, conn, job) -> bool | str:  # type: ignore[no-untyped-def]

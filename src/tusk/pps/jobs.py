@@ -178,15 +178,14 @@ class JobRunner:
             current_ids = {d.id for d in datums}
             gone = [did for did in base_runs if did not in current_ids]
             total = len(datums)
-        skipped = range(total - len(to_run))  # only its length is reported
-        datums = range(total)
+        skipped = total - len(to_run)
         now = time.time()
         with db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
-                state="RUNNING", started_at=now, total=len(datums), skipped=len(skipped),
+                state="RUNNING", started_at=now, total=total, skipped=skipped,
                 processed=0, failed=0, recovered=0))
-        self.say(f"job {pipe.name}@{job.job_id}: {len(datums)} datums, {len(to_run)} to run,"
-                 f" {len(skipped)} skipped")
+        self.say(f"job {pipe.name}@{job.job_id}: {total} datums, {len(to_run)} to run,"
+                 f" {skipped} skipped")
 
         writer = self.b.writer()
         lock = threading.Lock()
@@ -232,7 +231,7 @@ class JobRunner:
         failed = [r for r in results if r.state == FAILED]
         if failed and not reason:
             first = failed[0]
-            reason = (f"{len(failed)} of {len(datums)} datum(s) failed; first: datum"
+            reason = (f"{len(failed)} of {total} datum(s) failed; first: datum"
                       f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
                       f" {first.attempts} attempt(s): {first.reason}")
         if deadline is not None and time.monotonic() > deadline and not reason:

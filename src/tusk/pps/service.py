@@ -50,7 +50,7 @@ class PpsService:
         if existing is None and update:
             raise NotFound(f"pipeline {spec.name} not found; use 'tusk create pipeline'")
         out_ref = RepoRef(spec.project, spec.name)
-        if existing is None and any(r.name == spec.name for r in pfs.list_repos(spec.project)):
+        if existing is None and self._repo_exists(out_ref):
             raise AlreadyExists(
                 f"repo {out_ref} already exists; a pipeline's output repo takes the pipeline's name")
         if spec.pipeline_type != "transform":
@@ -83,8 +83,7 @@ class PpsService:
         for leaf in spec.input.walk() if spec.input else ():
             ref = RepoRef(leaf.project, leaf.repo)
             branch = "master" if isinstance(leaf, CronInput) else leaf.branch
-            if isinstance(leaf, CronInput) and not any(
-                    r.name == leaf.repo for r in pfs.list_repos(leaf.project)):
+            if isinstance(leaf, CronInput) and not self._repo_exists(ref):
                 pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
             if not any(b.name == branch for b in pfs.list_branches(ref)):
                 pfs.create_branch(ref, branch)  # an empty head, so the first job can run
@@ -110,9 +109,8 @@ class PpsService:
         branches = {b.name: b for b in pfs.list_branches(out_ref)}
         old = branches.get(spec.output_branch)
         if old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
+            # New provenance gives the branch a new head commit: the job for this version.
             pfs.create_branch(out_ref, spec.output_branch, provenance=provenance)
-            if old is not None:
-                pass  # changing provenance made a new head commit already
         else:
             pfs.trigger_branch(out_ref, spec.output_branch)
         if existing is not None:
@@ -129,6 +127,13 @@ class PpsService:
                 state = conn.execute(select(s.commits.c.state).where(s.commits.c.id == pk)).scalar()
                 if state == "open":
                     self.pfs.seal_commit(conn, pk, None, 0, 0, "superseded by a pipeline update")
+
+    def _repo_exists(self, ref: RepoRef) -> bool:
+        try:
+            self.pfs.inspect_repo(ref)
+        except NotFound:
+            return False
+        return True
 
     def _find(self, project: str, name: str):  # type: ignore[no-untyped-def]
         with self.b.db.read() as conn:

@@ -17,7 +17,6 @@ import posixpath
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from tusk.errors import InvalidArgument
@@ -112,11 +111,6 @@ def _empty_dir(path: str) -> None:
                 shutil.rmtree(e.path)
             else:
                 os.unlink(e.path)
-
-
-@dataclass
-class Harvest:
-    entries: list[Entry]
 
 
 def harvest(ws: Workspace, datum_id: str, writer: ContentWriter, lock: threading.Lock,
