@@ -86,7 +86,17 @@ stop = _verb("stop", "Stop a pipeline.")
 
 def main() -> None:
     # Import the noun modules so their commands register on the verb groups.
-    from tusk.cli import admin_cmds, branch_cmds, commit_cmds, file_cmds, pps_cmds, repo_cmds  # noqa: F401
+    from tusk.cli import (  # noqa: F401
+        admin_cmds,
+        branch_cmds,
+        commit_cmds,
+        file_cmds,
+        lineage_cmds,
+        log_cmds,
+        pps_cmds,
+        repo_cmds,
+        txn_cmds,
+    )
 
     cli(prog_name="tusk")
 
