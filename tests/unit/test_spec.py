@@ -775,7 +775,6 @@ def test_kubernetes_only_fields_are_accepted_and_listed() -> None:
         "metadata",
         "maximum_expected_uptime",
         "autoscaling",
-        "egress",
         "s3_out",
         "transform.user",
         "transform.debug",

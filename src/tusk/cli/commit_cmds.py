@@ -40,7 +40,9 @@ def start_commit(ref: str, parent: str | None, description: str, project: str | 
     parent_ref = None
     if parent is not None:
         parent_ref = parse_commit(parent if "@" in parent else f"{c.repo.repo}@{parent}", c.repo.project)
-    info = pfs().start_commit(c.repo, c.branch or "master", parent_ref, description)
+    from tusk.cli.txn_cmds import txn_pfs
+
+    info = txn_pfs().start_commit(c.repo, c.branch or "master", parent_ref, description)
     if fmt_of(fmt, raw) == "table":
         click.echo(info.id)
     else:
@@ -54,9 +56,10 @@ def start_commit(ref: str, parent: str | None, description: str, project: str | 
 @project_option
 def finish_commit(ref: str, description: str | None, force: bool, project: str | None) -> None:
     """Finish an open commit: its staged changes become immutable."""
+    from tusk.cli.txn_cmds import txn_pfs
     from tusk.pfs.refs import parse_commit
 
-    pfs().finish_commit(parse_commit(ref, project), description, force=force)
+    txn_pfs().finish_commit(parse_commit(ref, project), description, force=force)
 
 
 @inspect.command("commit")

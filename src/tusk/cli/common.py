@@ -62,8 +62,10 @@ def kick() -> None:
 
     svc = pfs()
     with svc.b.db.read() as conn:
-        if conn.execute(select(schema.pipelines.c.id).limit(1)).first() is None:
-            return
+        t = schema.branch_triggers
+        if (conn.execute(select(schema.pipelines.c.id).limit(1)).first() is None and
+                conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is None):
+            return  # nothing a controller could do: no pipelines, no cron triggers
     from tusk.pps.controller import ensure_running
 
     ensure_running(svc.b.root)

@@ -99,7 +99,9 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
         total = sum(_local_size(Path(i)) for i in items)
         show = progress or (total or 0) > (64 << 20)
     bar = _Progress(bool(show), total)
-    svc = pfs()
+    from tusk.cli.txn_cmds import txn_pfs
+
+    svc = txn_pfs()  # inside a transaction the write goes to its commit
     try:
         with svc.modify(target, description=message) as session:
             for item in items:
@@ -298,7 +300,9 @@ def copy_file(src: str, dst: str, append: bool, src_project: str | None, dest_pr
 
     src_ref = parse_file(src, src_project or project, require_path=True)
     commit_text, _, dest = dst.partition(":")
-    with pfs().modify(parse_commit(commit_text, dest_project or project, default_branch="master")) as s:
+    from tusk.cli.txn_cmds import txn_pfs
+
+    with txn_pfs().modify(parse_commit(commit_text, dest_project or project, default_branch="master")) as s:
         s.copy(src_ref, dest or src_ref.path, append)
 
 
@@ -311,5 +315,7 @@ def delete_file(ref: str, recursive: bool, project: str | None) -> None:
     from tusk.pfs.refs import parse_file
 
     fref = parse_file(ref, project, require_path=True)
-    with pfs().modify(fref.commit) as session:
+    from tusk.cli.txn_cmds import txn_pfs
+
+    with txn_pfs().modify(fref.commit) as session:
         session.delete(fref.path, recursive)

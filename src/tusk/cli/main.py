@@ -16,7 +16,8 @@ import click
 from tusk.errors import TuskError, exit_code
 
 # Verbs after which a controller may have work (new commits on pipeline inputs, new specs).
-MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run"}
+MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run", "rerun",
+            "edit", "restart"}
 
 
 class TuskGroup(click.Group):
@@ -81,16 +82,24 @@ glob = _verb("glob", "Match files with a glob pattern.")
 diff = _verb("diff", "Show what changed between two commits.")
 copy = _verb("copy", "Copy files between commits, repos and projects (metadata only).")
 validate = _verb("validate", "Check a pipeline spec without creating anything.")
-stop = _verb("stop", "Stop a pipeline.")
+stop = _verb("stop", "Stop a pipeline or a job.")
+rerun = _verb("rerun", "Run a pipeline again on the current input heads.")
+edit = _verb("edit", "Edit a pipeline's spec in $EDITOR and update it.")
+draw = _verb("draw", "Draw the DAG of repos and pipelines as text.")
+run = _verb("run", "Run something now (a cron tick).")
+restart = _verb("restart", "Restart datums of a running job.")
+next_ = _verb("next", "Move datum-batching user code on to the next datum.")
 
 
 def main() -> None:
     # Import the noun modules so their commands register on the verb groups.
     from tusk.cli import (  # noqa: F401
         admin_cmds,
+        batch_cmds,
         branch_cmds,
         commit_cmds,
         file_cmds,
+        lifecycle_cmds,
         lineage_cmds,
         log_cmds,
         pps_cmds,

@@ -97,13 +97,46 @@ def _pipe_rows(ps):  # type: ignore[no-untyped-def]
 
 
 @list_.command("pipeline")
+@click.argument("name", required=False)
+@click.option("--history", default=None, metavar="N|all",
+              help="Also list earlier versions: the last N, or all.")
+@click.option("-s", "--spec", "specs", is_flag=True, help="Print the effective specs instead of a table.")
+@click.option("--state", "states", multiple=True, metavar="STATE",
+              help="Only pipelines in this state (running, paused, ...); repeatable.")
 @project_option
 @output_options
-def list_pipeline(project: str | None, fmt: str, raw: bool) -> None:
-    """List pipelines."""
-    ps = pps().list_pipelines(project or "default")
+def list_pipeline(name: str | None, history: str | None, specs: bool, states: tuple[str, ...],
+                  project: str | None, fmt: str, raw: bool) -> None:
+    """List pipelines (or one pipeline's versions with --history)."""
+    if history is None or history == "none":
+        ps = pps().list_pipelines(project or "default")
+        if name is not None:
+            ps = [p for p in ps if p.name == name] or [pps().inspect_pipeline(name, project or "default")]
+    else:
+        limit = None if history == "all" else _history_count(history)
+        ps = pps().pipeline_history(name, project or "default", limit)
+    if states:
+        ps = [p for p in ps if p.state in {x.lower() for x in states}]
+    if specs:
+        import json
+
+        for p in ps:
+            click.echo(json.dumps(p.spec, indent=2))
+        return
     emit(fmt_of(fmt, raw), [p.to_dict() for p in ps],
          ["NAME", "VERSION", "INPUT", "CREATED", "STATE", "LAST JOB", "DESCRIPTION"], _pipe_rows(ps))
+
+
+def _history_count(text: str) -> int:
+    from tusk.errors import InvalidArgument
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise InvalidArgument(f"--history {text!r}: give a number of versions, 'all' or 'none'")
+    return n
 
 
 @inspect.command("pipeline")
@@ -137,16 +170,16 @@ def delete_pipeline(name: str, keep_repo: bool, force: bool, project: str | None
 @click.argument("name")
 @project_option
 def stop_pipeline(name: str, project: str | None) -> None:
-    """Pause a pipeline: new input commits make no jobs until it is started."""
-    pps().set_stopped(name, project or "default", True)
+    """Stop a pipeline: its running jobs are killed and new input commits make no jobs."""
+    pps().stop_pipeline(name, project or "default")
 
 
 @start.command("pipeline")
 @click.argument("name")
 @project_option
 def start_pipeline(name: str, project: str | None) -> None:
-    """Resume a stopped pipeline."""
-    pps().set_stopped(name, project or "default", False)
+    """Restart a stopped pipeline: one job runs on the current input heads."""
+    pps().start_pipeline(name, project or "default")
 
 
 JOB_HEADERS = ["PIPELINE", "ID", "STARTED", "DURATION", "PROGRESS", "STATE", "REASON"]
@@ -221,12 +254,21 @@ def wait_job(ref: str, timeout: float | None, project: str | None) -> None:
 @list_.command("datum")
 @click.argument("ref", required=False, metavar="PIPELINE[@ID]")
 @click.option("-f", "--file", "path", default=None, help="Preview the datums of a spec instead.")
+@click.option("--why", is_flag=True, help="Say why each datum ran or was skipped (as 'tusk explain').")
 @project_option
 @output_options
-def list_datum(ref: str | None, path: str | None, project: str | None, fmt: str, raw: bool) -> None:
+def list_datum(ref: str | None, path: str | None, why: bool, project: str | None, fmt: str,
+               raw: bool) -> None:
     """List a job's datums with their state, or preview a spec's datums (-f)."""
     from tusk.errors import InvalidArgument
 
+    if why:
+        if path is not None or ref is None:
+            raise InvalidArgument("--why needs a job (pipeline@id), not a spec file")
+        from tusk.cli.lineage_cmds import show_why
+
+        show_why(ref, project, fmt_of(fmt, raw))
+        return
     if path is not None:
         ds = [d for spec in _read_specs(path, project) for d in pps().preview_datums(spec)]
     elif ref is None:
@@ -237,18 +279,6 @@ def list_datum(ref: str | None, path: str | None, project: str | None, fmt: str,
     emit(fmt_of(fmt, raw), [d.to_dict() for d in ds], ["ID", "FILES", "STATUS", "TIME"],
          [[d.id[:12], ", ".join(d.files[:3]) + (" ..." if len(d.files) > 3 else ""), d.state,
            f"{d.seconds:.3f}s" if d.seconds is not None else "-"] for d in ds])
-
-
-@cli.command("logs")
-@click.option("-p", "--pipeline", required=True, help="Pipeline whose logs to show.")
-@click.option("--job", default=None, help="Only this job.")
-@click.option("--datum", default=None, help="Only this datum (ID or prefix).")
-@project_option
-def logs(pipeline: str, job: str | None, datum: str | None, project: str | None) -> None:
-    """Show what user code printed (stdout and stderr) per datum."""
-    for jid, did, text in pps().logs(pipeline, job, datum, project or "default"):
-        for line in text.splitlines():
-            click.echo(f"{jid[:8]} {did[:12]} {line}")
 
 
 @cli.command("controller", hidden=True)
@@ -264,7 +294,10 @@ def controller(idle: float) -> None:
         from tusk.errors import Busy
 
         raise Busy("a controller is already running for this root")
+    ctl = Controller(svc)
+    ctl.supervisor.stop_on_sigterm()  # SIGTERM must not orphan spouts and services
     try:
-        Controller(svc).serve(idle=idle, lock_fd=None)
+        ctl.serve(idle=idle, lock_fd=None)
     finally:
+        ctl.supervisor.stop_all()
         release(fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, Row, delete, func, select, update
 
@@ -23,6 +24,7 @@ from tusk.pfs.names import (
     check_repo_name,
 )
 from tusk.pfs.refs import CommitRef, RepoRef
+from tusk.pfs.triggers import Trigger, fire_for_sources, set_trigger, trigger_of
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
 
@@ -37,6 +39,9 @@ def new_id() -> str:
 
 class CatalogMixin:
     b: Backend
+    # The open transaction this service batches into (``transactions.py``); surfaces set it
+    # for the commands a transaction covers, so other callers (pipelines, cron) never join one.
+    transaction: str | None = None
 
     # -- projects ---------------------------------------------------------------------------
 
@@ -157,6 +162,9 @@ class CatalogMixin:
         conn.execute(delete(bp).where(bp.c.branch_id.in_(branch_ids) | bp.c.upstream_id.in_(branch_ids)))
         conn.execute(delete(cp).where(cp.c.commit_pk.in_(commit_pks) | cp.c.upstream_pk.in_(commit_pks)))
         conn.execute(delete(s.staging).where(s.staging.c.commit_pk.in_(commit_pks)))
+        conn.execute(delete(s.branch_triggers).where(s.branch_triggers.c.repo_id == repo_id))
+        # Queued transaction work on a repo that is gone has nothing left to apply to.
+        conn.execute(delete(s.transaction_ops).where(s.transaction_ops.c.repo_id == repo_id))
         conn.execute(delete(s.branches).where(s.branches.c.repo_id == repo_id))
         conn.execute(delete(s.commits).where(s.commits.c.repo_id == repo_id))
         conn.execute(delete(s.repos).where(s.repos.c.id == repo_id))
@@ -195,60 +203,150 @@ class CatalogMixin:
         name: str,
         head: CommitRef | None = None,
         provenance: list[tuple[RepoRef, str]] | None = None,
-    ) -> BranchInfo:
+        trigger: Trigger | None = None,
+    ) -> BranchInfo | None:
+        """Create a branch, or move / re-wire an existing one. Inside a transaction the change
+        is queued (and checked against the queue) and None is returned."""
         check_branch_name(name)
+        if trigger is not None:
+            trigger.validate()
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            transactions.queue_branch_op(self, "create_branch", ref, name, {
+                "head": None if head is None else str(head),
+                "provenance": None if provenance is None else [
+                    [r.project, r.repo, b] for r, b in provenance],
+                "trigger": None if trigger is None else trigger.to_dict(),
+            })
+            return None
         with self.b.db.tx() as conn:
-            repo = self._repo_row(conn, ref)
-            branch = self._branch_row(conn, repo.id, name)
-            now = time.time()
-            ups: list[Row] = []
-            for up_repo, up_branch in provenance or []:
-                ur = self._repo_row(conn, up_repo)
-                if ur.id == repo.id:
-                    raise InvalidArgument(
-                        f"branch {ref}@{name} cannot have provenance in its own repo ({up_repo}@{up_branch})"
-                    )
-                ub = self._branch_row(conn, ur.id, up_branch)
-                if ub is None:
-                    raise NotFound(f"branch {up_repo}@{up_branch} not found; create it first")
-                if branch is not None and branch.id in self._upstream_closure(conn, ub.id):
-                    raise InvalidArgument(f"provenance {up_repo}@{up_branch} would create a cycle")
-                ups.append(ub)
-            head_row = self.resolve_commit(conn, head) if head is not None else None
-            if head_row is not None and head_row.repo_id != repo.id:
-                raise InvalidArgument(f"--head {head} is not a commit of repo {ref}")
-            if branch is None:
-                if head_row is None:
-                    head_pk = self._new_commit(
-                        conn, repo.id, name, None, AUTO if ups else USER, new_id(), now,
-                        finished=not ups,
-                    )
-                else:
-                    head_pk = head_row.id
-                bid = conn.execute(
-                    s.branches.insert().values(
-                        repo_id=repo.id, name=name, head_id=head_pk, created_at=now, updated_at=now
-                    )
-                ).inserted_primary_key[0]
-                self._set_provenance(conn, bid, ups)
-                if head_row is None:
-                    self._record_commit_provenance(conn, bid, head_pk)
-            else:
-                bid = branch.id
-                changed_prov = provenance is not None and {u.id for u in ups} != set(
-                    self._upstream_ids(conn, bid)
-                )
-                if provenance is not None:
-                    self._set_provenance(conn, bid, ups)
-                if head_row is not None:
-                    self._move_head(conn, bid, branch.head_id, head_row.id, now)
-                    self._propagate(conn, bid, new_id(), now)
-                elif changed_prov:
-                    cid = new_id()
-                    pk = self._new_commit(conn, repo.id, name, branch.head_id, AUTO, cid, now, finished=False)
-                    self._move_head(conn, bid, branch.head_id, pk, now)
-                    self._record_commit_provenance(conn, bid, pk)
+            self._create_branch_in(conn, ref, name, head, provenance, trigger, time.time())
         return self.inspect_branch(ref, name)
+
+    def _create_branch_in(
+        self, conn: Connection, ref: RepoRef, name: str, head: CommitRef | None,
+        provenance: list[tuple[RepoRef, str]] | None, trigger: Trigger | None, now: float,
+        set_id: str | None = None, moved: list[int] | None = None,
+    ) -> None:
+        """``create_branch`` in the caller's transaction. When a transaction is being applied,
+        ``moved`` collects the branches whose head moved (propagated later, once, in commit set
+        ``set_id``) instead of propagating each move on its own."""
+        repo = self._repo_row(conn, ref)
+        branch = self._branch_row(conn, repo.id, name)
+        ups: list[Row] = []
+        for up_repo, up_branch in provenance or []:
+            ur = self._repo_row(conn, up_repo)
+            if ur.id == repo.id:
+                raise InvalidArgument(
+                    f"branch {ref}@{name} cannot have provenance in its own repo ({up_repo}@{up_branch})"
+                )
+            ub = self._branch_row(conn, ur.id, up_branch)
+            if ub is None:
+                raise NotFound(f"branch {up_repo}@{up_branch} not found; create it first")
+            if branch is not None and branch.id in self._upstream_closure(conn, ub.id):
+                raise InvalidArgument(f"provenance {up_repo}@{up_branch} would create a cycle")
+            ups.append(ub)
+        self._check_trigger(conn, ref, repo.id, name, branch, ups, provenance, trigger)
+        head_row = self.resolve_commit(conn, head) if head is not None else None
+        if head_row is not None and head_row.repo_id != repo.id:
+            raise InvalidArgument(f"--head {head} is not a commit of repo {ref}")
+        if branch is None and head_row is None and trigger is not None:
+            # A new triggered branch starts where its source is, so its conditions count what
+            # arrives from now on (an unrelated empty head would make all history "new").
+            source = self._branch_row(conn, repo.id, trigger.branch)
+            if source is not None:
+                head_row = conn.execute(select(s.commits).where(s.commits.c.id == source.head_id)).one()
+        if branch is None:
+            if head_row is None:
+                head_pk = self._new_commit(
+                    conn, repo.id, name, None, AUTO if ups else USER,
+                    self._set_id_for(conn, repo.id, set_id), now, finished=not ups,
+                )
+            else:
+                head_pk = head_row.id
+            bid = conn.execute(
+                s.branches.insert().values(
+                    repo_id=repo.id, name=name, head_id=head_pk, created_at=now, updated_at=now
+                )
+            ).inserted_primary_key[0]
+            self._set_provenance(conn, bid, ups)
+            if head_row is None:
+                self._record_commit_provenance(conn, bid, head_pk)
+        else:
+            bid = branch.id
+            changed_prov = provenance is not None and {u.id for u in ups} != set(
+                self._upstream_ids(conn, bid)
+            )
+            if provenance is not None:
+                self._set_provenance(conn, bid, ups)
+            if head_row is not None:
+                self._move_head(conn, bid, branch.head_id, head_row.id, now)
+                if moved is not None:
+                    moved.append(bid)
+                else:
+                    self._propagate(conn, bid, new_id(), now)
+            elif changed_prov:
+                cid = self._set_id_for(conn, repo.id, set_id)
+                pk = self._new_commit(conn, repo.id, name, branch.head_id, AUTO, cid, now, finished=False)
+                self._move_head(conn, bid, branch.head_id, pk, now)
+                self._record_commit_provenance(conn, bid, pk)
+        if trigger is not None:
+            set_trigger(conn, bid, repo.id, trigger, now)
+
+    def _set_id_for(self, conn: Connection, repo_id: int, set_id: str | None) -> str:
+        """The commit ID for a new commit in ``set_id``: a repo holds one commit per set, so
+        when the set already has one here the new commit starts a set of its own."""
+        if set_id is None or conn.execute(select(s.commits.c.id).where(
+                s.commits.c.repo_id == repo_id, s.commits.c.commit_id == set_id)).first():
+            return new_id()
+        return set_id
+
+    def _check_trigger(
+        self, conn: Connection, ref: RepoRef, repo_id: int, name: str, branch: Row | None,
+        ups: list[Row], provenance: list[tuple[RepoRef, str]] | None, trigger: Trigger | None,
+    ) -> None:
+        """A branch has provenance or a trigger, never both; triggers follow an existing branch
+        of the same repo and never form a loop."""
+        has_ups = bool(ups) if provenance is not None else (
+            branch is not None and bool(self._upstream_ids(conn, branch.id)))
+        if trigger is None:
+            if ups and branch is not None and trigger_of(conn, branch.id) is not None:
+                raise InvalidArgument(
+                    f"branch {ref}@{name} has a trigger, so it cannot also have provenance"
+                )
+            return
+        if has_ups:
+            raise InvalidArgument(
+                f"branch {ref}@{name} has provenance, so it cannot also have a trigger"
+            )
+        if trigger.branch == name:
+            raise InvalidArgument(f"branch {ref}@{name} cannot trigger on itself")
+        source = self._branch_row(conn, repo_id, trigger.branch)
+        if source is None:
+            raise NotFound(
+                f"trigger branch {ref}@{trigger.branch} not found; create it first"
+                f" ('tusk create branch {ref}@{trigger.branch}')"
+            )
+        seen = {name}
+        step: Row | None = source
+        while step is not None:
+            if step.name in seen:
+                raise InvalidArgument(
+                    f"a trigger on {ref}@{name} following {trigger.branch} would form a loop"
+                )
+            seen.add(step.name)
+            upstream = trigger_of(conn, step.id)
+            step = None if upstream is None else self._branch_row(conn, repo_id, upstream.branch)
+
+    def set_trigger_from_spec(self, ref: RepoRef, name: str, doc: dict) -> None:  # type: ignore[type-arg]
+        """A pipeline input's ``trigger``: ``name`` follows ``trigger.branch``, which is created
+        (empty) if the repo does not have it yet so the pipeline can be made before the data."""
+        trigger = Trigger.from_spec(doc)
+        names = {b.name for b in self.list_branches(ref)}
+        if trigger.branch not in names:
+            self.create_branch(ref, trigger.branch)
+        self.create_branch(ref, name, trigger=trigger)
 
     def inspect_branch(self, ref: RepoRef, name: str) -> BranchInfo:
         with self.b.db.read() as conn:
@@ -268,20 +366,31 @@ class CatalogMixin:
             return [self._branch_info(conn, ref, br) for br in rows]
 
     def delete_branch(self, ref: RepoRef, name: str, force: bool = False) -> None:
+        check_branch_name(name)
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            transactions.queue_branch_op(self, "delete_branch", ref, name, {"force": force})
+            return
         with self.b.db.tx() as conn:
-            repo = self._repo_row(conn, ref)
-            br = self._branch_row(conn, repo.id, name)
-            if br is None:
-                raise NotFound(f"branch {ref}@{name} not found")
-            bp = s.branch_provenance
-            downs = conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == br.id)).scalars().all()
-            if downs and not force:
-                down = self._branch_label(conn, downs[0])
-                raise FailedPrecondition(
-                    f"branch {ref}@{name} is provenance of {down}; delete that first or use --force"
-                )
-            conn.execute(delete(bp).where((bp.c.branch_id == br.id) | (bp.c.upstream_id == br.id)))
-            conn.execute(delete(s.branches).where(s.branches.c.id == br.id))
+            self._delete_branch_in(conn, ref, name, force)
+
+    def _delete_branch_in(self, conn: Connection, ref: RepoRef, name: str, force: bool) -> int:
+        repo = self._repo_row(conn, ref)
+        br = self._branch_row(conn, repo.id, name)
+        if br is None:
+            raise NotFound(f"branch {ref}@{name} not found")
+        bp = s.branch_provenance
+        downs = conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == br.id)).scalars().all()
+        if downs and not force:
+            down = self._branch_label(conn, downs[0])
+            raise FailedPrecondition(
+                f"branch {ref}@{name} is provenance of {down}; delete that first or use --force"
+            )
+        conn.execute(delete(bp).where((bp.c.branch_id == br.id) | (bp.c.upstream_id == br.id)))
+        conn.execute(delete(s.branch_triggers).where(s.branch_triggers.c.branch_id == br.id))
+        conn.execute(delete(s.branches).where(s.branches.c.id == br.id))
+        return int(br.id)
 
     def _branch_row(self, conn: Connection, repo_id: int, name: str) -> Row | None:
         return conn.execute(
@@ -301,11 +410,12 @@ class CatalogMixin:
         ups = conn.execute(select(bp.c.upstream_id).where(bp.c.branch_id == br.id)).scalars().all()
         downs = conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == br.id)).scalars().all()
         head = conn.execute(select(s.commits.c.commit_id).where(s.commits.c.id == br.head_id)).scalar()
+        trig = trigger_of(conn, br.id)
         return BranchInfo(
             ref.project, ref.repo, br.name, head or "",
             tuple(sorted(self._branch_label(conn, u) for u in ups)),
             tuple(sorted(self._branch_label(conn, d) for d in downs)),
-            br.created_at, br.updated_at,
+            br.created_at, br.updated_at, None if trig is None else trig.to_dict(),
         )
 
     def _upstream_ids(self, conn: Connection, branch_id: int) -> list[int]:
@@ -365,18 +475,25 @@ class CatalogMixin:
             )
         ).inserted_primary_key[0]
 
-    def _propagate(self, conn: Connection, branch_id: int, commit_id: str, now: float) -> list[int]:
-        """Give every branch downstream of ``branch_id`` a new open commit in set ``commit_id``."""
+    def _propagate(
+        self, conn: Connection, branch_ids: int | Iterable[int], commit_id: str, now: float,
+        _depth: int = 0,
+    ) -> list[int]:
+        """Give every branch downstream of ``branch_ids`` one new open commit in set
+        ``commit_id``, then fire the triggers that follow the moved branches.
+
+        Several sources at once (a transaction) give a branch downstream of more than one of
+        them a single commit, on all their new heads: one job, not one per input.
+        """
+        sources = [branch_ids] if isinstance(branch_ids, int) else list(dict.fromkeys(branch_ids))
         bp = s.branch_provenance
         down: set[int] = set()
-        todo = deque([branch_id])
+        todo = deque(sources)
         while todo:
             for d in conn.execute(select(bp.c.branch_id).where(bp.c.upstream_id == todo.popleft())).scalars():
                 if d not in down:
                     down.add(d)
                     todo.append(d)
-        if not down:
-            return []
         # Topological order so each branch sees its upstreams' new heads.
         pending = {d: set(self._upstream_ids(conn, d)) & down for d in down}
         created: list[int] = []
@@ -398,7 +515,19 @@ class CatalogMixin:
                 self._move_head(conn, d, br.head_id, pk, now)
                 self._record_commit_provenance(conn, d, pk)
                 created.append(pk)
+        fire_for_sources(self, conn, sources, now, _depth)
         return created
+
+    def _fire_triggers_on_finish(self, conn: Connection, commit_pk: int, now: float) -> None:
+        """A commit was finished: evaluate the triggers following the branches it heads."""
+        heads = conn.execute(select(s.branches.c.id).where(s.branches.c.head_id == commit_pk)).scalars().all()
+        fire_for_sources(self, conn, list(heads), now)
+
+    def fire_due_triggers(self, now: float | None = None) -> int:
+        """Fire cron triggers whose tick has come (the controller calls this every step)."""
+        from tusk.pfs.triggers import fire_due
+
+        return fire_due(self, time.time() if now is None else now)
 
     def trigger_branch(self, ref: RepoRef, name: str) -> str:
         """A new open commit on a branch with provenance, as if its inputs had moved.

@@ -59,6 +59,10 @@ class CommitsMixin(CatalogMixin):
 
         check_branch_name(branch)
         now = time.time()
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            return transactions.start_commit(self, ref, branch, parent, description)
         with self.b.db.tx() as conn:
             repo = self._repo_row(conn, ref)
             br = self._branch_row(conn, repo.id, branch)
@@ -101,12 +105,20 @@ class CommitsMixin(CatalogMixin):
     def finish_commit(
         self, ref: CommitRef, description: str | None = None, error: str = "", force: bool = False
     ) -> CommitInfo:
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            return transactions.finish_commit(self, ref, description, error)
         with self.b.db.tx() as conn:
             row = self.resolve_commit(conn, ref)
             if row.state == FINISHED:
                 raise FailedPrecondition(f"commit {ref.repo}@{row.commit_id} is already finished")
             self.finish_row(conn, row, description, error)
-            return self.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == row.id)).one())
+            # Size and commit-count triggers following this branch decide now, in this tx.
+            self._fire_triggers_on_finish(conn, row.id, time.time())
+            info = self.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == row.id)).one())
+        self.fire_due_triggers()
+        return info
 
     def finish_row(self, conn: Connection, row: Row, description: str | None, error: str) -> None:
         """Build an open commit's tree from its staged changes and seal it (caller's tx)."""
@@ -359,3 +371,5 @@ class CommitsMixin(CatalogMixin):
         if res.rowcount != 1:
             raise FailedPrecondition("the output commit was finished or deleted while the job ran")
         staging.clear(conn, commit_pk)
+        if not error:  # a branch may trigger on a pipeline's output branch
+            self._fire_triggers_on_finish(conn, commit_pk, time.time())

@@ -105,6 +105,7 @@ class BranchInfo:
     subvenance: tuple[str, ...] = ()
     created_at: float = 0.0
     updated_at: float = 0.0
+    trigger: dict[str, Any] | None = None  # Trigger.to_dict() of the branch's trigger, if any
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,7 +1,7 @@
 """The PFS façade: the one object every surface (CLI, HTTP API, SDK) calls.
 
-``PfsService`` gathers the catalog (projects, repos, branches), the commit lifecycle and file
-operations, which live in their own modules as mixins sharing one ``Backend``.
+``PfsService`` gathers the catalog (projects, repos, branches), the commit lifecycle, file
+operations and transactions, which live in their own modules as mixins sharing one ``Backend``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from pathlib import Path
 
 from tusk.pfs.files import FilesMixin
 from tusk.pfs.gc import FsckReport, GcStats, collect_garbage, fsck
+from tusk.pfs.transactions import TransactionsMixin
 from tusk.storage.backend import Backend, open_backend
 
 
-class PfsService(FilesMixin):
+class PfsService(TransactionsMixin, FilesMixin):
     def __init__(self, backend: Backend) -> None:
         self.b = backend
 

@@ -22,6 +22,7 @@ from sqlalchemy import and_, select, update
 
 from tusk.pfs.service import PfsService
 from tusk.pps.jobs import JobRunner
+from tusk.pps.supervisor import Supervisor
 from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s
 
@@ -54,18 +55,36 @@ class Controller:
         self.pfs = pfs
         self.b = pfs.b
         self.runner = runner or choose_runner(os.environ.get("TUSK_RUNNER") or None)
+        from tusk.pps.cron import CronTicker
+        from tusk.pps.service import PpsService
+
+        self.cron = CronTicker(PpsService(pfs))
         self.jobs = JobRunner(pfs, self.runner, self.say if verbose else (lambda m: None))
+        # Spout and service pipelines: long-running processes, not jobs (see supervisor.py).
+        self.supervisor = Supervisor(pfs, self.runner, self.say if verbose else (lambda m: None))
 
     def say(self, msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 
     def pending(self) -> bool:
         """Is there anything a controller should do (jobs to create or run)?"""
-        return self._create_jobs(dry=True) or bool(self._runnable(dry=True))
+        # A running cron pipeline is standing work: its ticks must come on time.
+        return (self._create_jobs(dry=True) or bool(self._runnable(dry=True)) or self.cron.active()
+                or self._cron_triggers()
+                or self.supervisor.pending())  # a spout or service to keep running
+
+    def _cron_triggers(self) -> bool:
+        """Whether a branch has a cron trigger: someone must be awake to fire it on time."""
+        t = s.branch_triggers
+        with self.b.db.read() as conn:
+            return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
 
     def step(self) -> bool:
         """Create missing jobs and run at most one job; True if anything happened."""
-        created = self._create_jobs()
+        self.pfs.fire_due_triggers(time.time())  # cron branch triggers (pfs/triggers.py)
+        ticked = self.cron.tick_due()
+        supervised = self.supervisor.tick()  # spouts and services: (re)start, stop, follow inputs
+        created = self._create_jobs() or ticked or supervised
         for job in self._runnable():
             try:
                 self.jobs.run(job)
@@ -82,7 +101,7 @@ class Controller:
     def _fail(self, job, reason: str) -> None:  # type: ignore[no-untyped-def]
         with self.b.db.tx() as conn:
             state = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
-            if state not in ("CREATED", "STARTING", "RUNNING"):
+            if state not in ("CREATED", "STARTING", "RUNNING", "EGRESSING"):
                 return
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 state="FAILURE", reason=reason, finished_at=time.time()))
@@ -122,14 +141,16 @@ class Controller:
         with self.b.db.read() as conn:
             heads = conn.execute(
                 select(j).select_from(j.join(p, j.c.pipeline_id == p.c.id))
-                .where(j.c.state.in_(["CREATED", "STARTING", "RUNNING"]), p.c.state == "running")
+                .where(j.c.state.in_(["CREATED", "STARTING", "RUNNING", "EGRESSING"]),
+                       p.c.state == "running")
                 .order_by(j.c.id)
             ).all()
             first_per_pipeline: dict[int, object] = {}
             for job in heads:
                 first_per_pipeline.setdefault(job.pipeline_id, job)
             for job in first_per_pipeline.values():
-                verdict = self._inputs_ready(conn, job)
+                # An EGRESSING job already ran (its controller died mid-copy): redo the egress.
+                verdict = True if job.state == "EGRESSING" else self._inputs_ready(conn, job)
                 if verdict is True:
                     ready.append(job)
                 elif isinstance(verdict, str):
@@ -175,7 +196,11 @@ class Controller:
                 delay = POLL
                 continue
             if idle > 0 and time.monotonic() - last > idle:
-                if lock_fd is None:
+                if self.supervisor.busy():
+                    # A spout or service runs (or waits for its restart): that is work, and
+                    # releasing the lock could let a second controller start a second copy.
+                    last = time.monotonic()
+                elif lock_fd is None:
                     if not self.pending():
                         return
                 else:
@@ -209,7 +234,12 @@ def main() -> None:
     fd = try_lock(pfs.b.root)
     if fd is None:
         return
-    Controller(pfs).serve(lock_fd=fd)
+    controller = Controller(pfs)
+    controller.supervisor.stop_on_sigterm()  # SIGTERM must not orphan spouts and services
+    try:
+        controller.serve(lock_fd=fd)
+    finally:
+        controller.supervisor.stop_all()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ from sqlalchemy import Row, select, update
 from tusk.pfs import trees
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
+from tusk.pps import logs
+from tusk.pps.egress import run_job_egress
 from tusk.pps.incremental import affected
+from tusk.pps.lineage import why_ran
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import (
     CronInput,
@@ -41,6 +44,7 @@ from tusk.pps.spec_inputs import (
     PfsInput,
     UnionInput,
 )
+from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
 from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
@@ -94,11 +98,18 @@ class JobRunner:
         self.runner = runner
         self.say = say
         self.cache = ContentCache(self.b.root / "cache", self.b.reader())
+        self._watch: JobWatch | None = None  # the running job's watch (one job at a time)
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def input_trees(self, commit_pk: int) -> dict[tuple[str, str, str], tuple[str, trees.Tree]]:
-        """(project, repo, branch) -> (commit id, tree) for the commits a job's output came from."""
+    def input_trees(self, commit_pk: int, node: dm.Node | None = None,
+                    ) -> dict[tuple[str, str, str], tuple[str, trees.Tree]]:
+        """(project, repo, branch) -> (commit id, tree) for the commits a job's output came from.
+
+        Keyed by the branch each commit was made on. With ``node``, each input's branch is also
+        a key: a commit made on ``staging`` and then made ``master``'s head (deferred
+        processing) is what an input reading ``master`` sees.
+        """
         c, r, cp = s.commits, s.repos, s.commit_provenance
         out: dict[tuple[str, str, str], tuple[str, trees.Tree]] = {}
         with self.b.db.read() as conn:
@@ -110,6 +121,11 @@ class JobRunner:
             for row in rows:
                 out[(row.project, row.repo_name, row.branch or "master")] = (
                     row.commit_id, self.pfs.view(conn, row))
+        for leaf in leaves(node) if node is not None else ():
+            key = (leaf.project, leaf.repo, leaf.branch)
+            same_repo = [k for k in list(out) if k[:2] == key[:2]]
+            if key not in out and len(same_repo) == 1:
+                out[key] = out[same_repo[0]]
         return out
 
     # -- the job ------------------------------------------------------------------------------
@@ -117,6 +133,11 @@ class JobRunner:
     def run(self, job: Row) -> str:
         """Run a job to a terminal state; returns that state."""
         db = self.b.db
+        if job.state == "EGRESSING":
+            # A controller died mid-egress: the output commit is sealed, copying it again is safe.
+            state, reason = run_job_egress(self.pfs, job, self.say)
+            self.say(f"job {job.job_id}: {state}{': ' + reason if reason else ''}")
+            return state
         with db.read() as conn:
             pipe = conn.execute(select(s.pipelines).where(s.pipelines.c.id == job.pipeline_id)).one()
             base = conn.execute(
@@ -129,7 +150,7 @@ class JobRunner:
                     select(s.commits.c.tree).where(s.commits.c.id == base.commit_pk)).scalar()
         spec = parse_spec(json.loads(pipe.spec), f"pipeline {pipe.name}")
         node = to_node(spec.input) if spec.input is not None else None
-        inputs = self.input_trees(job.commit_pk)
+        inputs = self.input_trees(job.commit_pk, node)
         entries: dict[tuple[str, str, str], dict[str, trees.Entry]] = {}
 
         def listing(src: dm.PfsSource) -> list[dm.FileRecord]:
@@ -142,6 +163,9 @@ class JobRunner:
         nodes = self.b.nodes
         base_map = trees.Tree(nodes, base.datum_map if base is not None else None)
         salt = pipe.salt
+        # Why each datum that runs does (lineage.why_ran), recorded with its datum_runs row.
+        why: dict[str, str] = {}
+        base_salt = base.salt if base is not None else None
         fast = self._changed_only(job, base, node, spec, inputs)
         if fast is not None:
             # Only the datums touched by what changed since the base job (see incremental.py).
@@ -155,6 +179,8 @@ class JobRunner:
                     base_runs[d.id] = e.size
                 if e is None or e.datum != SUCCESS or e.hash.hex() != d.hash(salt):
                     to_run.append(d)
+                    why[d.id] = why_ran(d, None if e is None else e.datum,
+                                       None if e is None else e.hash.hex(), salt, base_salt)
             for did in gone_ids:
                 e = base_map.get("/" + did)
                 if e is not None:
@@ -167,14 +193,18 @@ class JobRunner:
             datums = dm.plan(node, listing) if node is not None else []
             previous: dict[str, str] = {}
             base_runs = {}  # datum id -> job pk that produced its current output
+            base_states: dict[str, str] = {}
             for e in base_map:
                 did = e.path[1:]
                 base_runs[did] = e.size
+                base_states[did] = e.datum
                 if e.datum == SUCCESS:
                     previous[did] = e.hash.hex()
             to_run, _skipped, _ = dm.diff_datums(previous, datums, salt)
             if spec.reprocess_spec == "every_job":
                 to_run = list(datums)
+            for d in to_run:
+                why[d.id] = why_ran(d, base_states.get(d.id), previous.get(d.id), salt, base_salt)
             current_ids = {d.id for d in datums}
             gone = [did for did in base_runs if did not in current_ids]
             total = len(datums)
@@ -183,7 +213,7 @@ class JobRunner:
         with db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 state="RUNNING", started_at=now, total=total, skipped=skipped,
-                processed=0, failed=0, recovered=0))
+                processed=0, failed=0, recovered=0, salt=salt))
         self.say(f"job {pipe.name}@{job.job_id}: {total} datums, {len(to_run)} to run,"
                  f" {skipped} skipped")
 
@@ -257,6 +287,8 @@ class JobRunner:
         state = "FAILURE" if reason else "SUCCESS"
         if deadline is not None and time.monotonic() > deadline:
             state = "KILLED"
+        # With egress, the job is done only once its sealed output has been copied out too.
+        egressing = state == "SUCCESS" and bool(spec.egress)
         with db.tx() as conn:
             current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
             if current != "RUNNING":
@@ -278,14 +310,24 @@ class JobRunner:
                 "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
                                           for f in di.files]),
                 "outputs": msgpack.packb([e.path for e in r.outputs]),
+                "why": why.get(r.datum.id, ""),
             } for r in results]
             if rows:
                 conn.execute(s.datum_runs.insert(), rows)
+                # The reverse lineage index: which datum runs read each input file version.
+                read = [{"project": di.project, "repo": di.repo, "path": f.path, "hash": f.hash.hex(),
+                         "job_pk": job.id, "datum_id": r.datum.id}
+                        for r in results for di in r.datum.inputs for f in di.files]
+                if read:
+                    conn.execute(s.datum_inputs.insert(), read)
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
-                state=state, reason=reason, finished_at=time.time(), datum_map=map_res.root,
+                state="EGRESSING" if egressing else state, reason=reason,
+                finished_at=None if egressing else time.time(), datum_map=map_res.root,
                 processed=sum(r.state == SUCCESS for r in results),
                 failed=sum(r.state == FAILED for r in results),
                 recovered=sum(r.state == RECOVERED for r in results)))
+        if egressing:
+            state, reason = run_job_egress(self.pfs, job, self.say)
         self.say(f"job {pipe.name}@{job.job_id}: {state}{': ' + reason if reason else ''}")
         return state
 
@@ -297,7 +339,7 @@ class JobRunner:
                 or base.recovered or spec.reprocess_spec == "every_job"):
             return None
         key = (node.project, node.repo, node.branch)
-        old, new = self.input_trees(base.commit_pk).get(key), inputs.get(key)
+        old, new = self.input_trees(base.commit_pk, node).get(key), inputs.get(key)
         if old is None or new is None:
             return None
         changed, gone = affected(node, old[1], new[1])
@@ -324,6 +366,8 @@ class JobRunner:
                     deadline: float | None) -> list[DatumResult]:
         if not todo:
             return []
+        # Stop requests and datum restarts come from other processes (see watch.py).
+        self._watch = JobWatch(self.b.db, job.id)
         log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
         log_dir.mkdir(parents=True, exist_ok=True)
         # A fresh scratch directory per run: processes orphaned by a killed controller (the
@@ -332,6 +376,17 @@ class JobRunner:
         for stale in work_root.glob(f"{job.id}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         work = work_root / f"{job.id}-{uuid.uuid4().hex[:8]}"
+        if spec.transform.datum_batching:
+            # One long-lived user process per slot, fed datums over a socket (batching.py).
+            from tusk.pps.batching import run_batched
+
+            try:
+                results = run_batched(self, job, spec, todo, entries, commit_ids, writer, lock,
+                                      salt, work, log_dir, deadline)
+            finally:
+                self._watch.close()
+            shutil.rmtree(work, ignore_errors=True)
+            return results
         slots = list(range(max(1, spec.parallelism)))
         free = list(slots)
         slot_lock = threading.Lock()
@@ -353,8 +408,11 @@ class JobRunner:
                     self._progress(job.id, progress["done"])
             return r
 
-        with ThreadPoolExecutor(max_workers=len(slots)) as pool:
-            results = list(pool.map(one, todo))
+        try:
+            with ThreadPoolExecutor(max_workers=len(slots)) as pool:
+                results = list(pool.map(one, todo))
+        finally:
+            self._watch.close()
         shutil.rmtree(work, ignore_errors=True)
         return results
 
@@ -367,21 +425,21 @@ class JobRunner:
                    deadline: float | None) -> DatumResult:
         t = spec.transform
         result = DatumResult(d, FAILED, d.hash(salt), started=time.time())
-        env = {**t.env, "PACH_JOB_ID": job.job_id, "PACH_DATUM_ID": d.id,
-               "PACH_OUTPUT_COMMIT_ID": job.job_id, "PACH_PIPELINE_NAME": spec.name}
-        by_name: dict[str, dict[str, trees.Entry]] = {}
-        for di in d.inputs:
-            env[di.name] = f"/pfs/{di.name}" + ("" if di.path == "/" else di.path)
-            env[f"{di.name}_COMMIT"] = commit_ids.get((di.project, di.repo, di.branch), "")
-            if di.join_key:
-                env[f"PACH_DATUM_{di.name}_JOIN_ON"] = di.join_key
-            if di.group_key:
-                env[f"PACH_DATUM_{di.name}_GROUP_BY"] = di.group_key
-            src = entries[(di.project, di.repo, di.branch)]
-            by_name.setdefault(di.name, {}).update({f.path: src[f.path] for f in di.files})
+        env = datum_env(job, spec, d, commit_ids)
+        by_name = inputs_by_name(d, entries)
         names = list(dict.fromkeys(di.name for di in d.inputs))
         link = self.runner.name == "sandbox"
-        for attempt in range(1, spec.datum_tries + 1):
+        # The log names its input files first, so 'logs --inputs' works while the job runs.
+        logs.write_header(log, [(di.name, di.repo, f.path, f.hash) for di in d.inputs for f in di.files])
+        watch = self._watch
+        assert watch is not None, "datums run inside _run_datums"
+        paths = tuple(f.path for di in d.inputs for f in di.files)
+        attempt = 0
+        while attempt < spec.datum_tries:
+            attempt += 1
+            if watch.stopped.is_set():
+                result.reason = "not run: the job was stopped"
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 # The job is out of time: do not start more work, just account for the datum.
                 result.reason = f"not run: job_timeout of {spec.job_timeout:g}s exceeded"
@@ -395,8 +453,16 @@ class JobRunner:
             for di in d.inputs:
                 src_entries = [entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
                 materialize(ws, di.name, src_entries, self.cache, link, _empty(spec, di.name))
-            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names)
+            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt)
+            inv.cancel = watch.attempt(d.id, paths)
             outcome = self.runner.run(ws, inv, log)
+            restarted = watch.finished(d.id)
+            if outcome.cancelled:
+                if restarted and not watch.stopped.is_set():
+                    attempt -= 1  # 'restart datum': run it again without using up a try
+                    continue
+                result.reason = "the job was stopped"
+                break
             ok = not outcome.timed_out and (outcome.returncode == 0
                                             or outcome.returncode in t.accept_return_code)
             if ok:
@@ -409,14 +475,39 @@ class JobRunner:
                 break
             result.reason = (outcome.error or (f"timed out after {timeout:g}s" if outcome.timed_out
                              else f"exit code {outcome.returncode}"))
-        if result.state == FAILED and t.err_cmd and result.attempts:
-            inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names)
+            result.reason = logs.with_stderr(result.reason, outcome.stderr_tail)
+        if result.state == FAILED and t.err_cmd and result.attempts and not watch.stopped.is_set():
+            inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
+                             result.attempts)
             outcome = self.runner.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out:
                 result.state = RECOVERED
                 result.outputs = []
         result.finished = time.time()
         return result
+
+
+def datum_env(job: Row, spec: PipelineSpec, d: dm.Datum, commit_ids: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    """The environment user code sees for datum ``d`` (Pachyderm's ``UserCodeEnv``)."""
+    env = {**spec.transform.env, "PACH_JOB_ID": job.job_id, "PACH_DATUM_ID": d.id,
+           "PACH_OUTPUT_COMMIT_ID": job.job_id, "PACH_PIPELINE_NAME": spec.name}
+    for di in d.inputs:
+        env[di.name] = f"/pfs/{di.name}" + ("" if di.path == "/" else di.path)
+        env[f"{di.name}_COMMIT"] = commit_ids.get((di.project, di.repo, di.branch), "")
+        if di.join_key:
+            env[f"PACH_DATUM_{di.name}_JOIN_ON"] = di.join_key
+        if di.group_key:
+            env[f"PACH_DATUM_{di.name}_GROUP_BY"] = di.group_key
+    return env
+
+
+def inputs_by_name(d: dm.Datum, entries: dict) -> dict[str, dict[str, trees.Entry]]:  # type: ignore[type-arg]
+    """Input name -> path -> entry of a datum's files (to materialise and resolve links)."""
+    by_name: dict[str, dict[str, trees.Entry]] = {}
+    for di in d.inputs:
+        src = entries[(di.project, di.repo, di.branch)]
+        by_name.setdefault(di.name, {}).update({f.path: src[f.path] for f in di.files})
+    return by_name
 
 
 def _describe(d: dm.Datum, limit: int = 3) -> str:

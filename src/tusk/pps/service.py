@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from sqlalchemy import delete, select
@@ -19,13 +21,16 @@ from sqlalchemy import update as sql_update
 
 from tusk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs import trees
-from tusk.pfs.refs import CommitRef, RepoRef
+from tusk.pfs.refs import CommitRef, FileRef, RepoRef
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
+from tusk.pps import lifecycle
 from tusk.pps.jobs import leaves, to_node
+from tusk.pps.logs import LogLine, LogQuery, LogReader
 from tusk.pps.model import DatumInfo, JobInfo, PipelineInfo
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import CronInput
+from tusk.pps.supervisor import stop_recorded
 from tusk.storage import schema as s
 
 STATE_OF = {"success": "SUCCESS", "failed": "FAILED", "recovered": "RECOVERED"}
@@ -53,9 +58,14 @@ class PpsService:
         if existing is None and self._repo_exists(out_ref):
             raise AlreadyExists(
                 f"repo {out_ref} already exists; a pipeline's output repo takes the pipeline's name")
-        if spec.pipeline_type != "transform":
-            raise InvalidArgument(f"pipeline {spec.name}: {spec.pipeline_type} pipelines are not"
-                                  " supported yet; use a transform pipeline")
+        if existing is not None:
+            was = parse_spec(json.loads(existing.spec), f"pipeline {spec.name}").pipeline_type
+            if was != spec.pipeline_type:
+                # Jobs and output provenance differ between the kinds; switching in place would
+                # leave the old kind's commits and processes behind.
+                raise InvalidArgument(
+                    f"pipeline {spec.name} is a {was} pipeline and cannot become a"
+                    f" {spec.pipeline_type} pipeline; delete it and create it again")
         # Check every input before creating anything, so a refused spec leaves no trace.
         for leaf in spec.input.walk() if spec.input else ():
             if isinstance(leaf, CronInput):
@@ -79,23 +89,15 @@ class PpsService:
             salt = spec.salt or (existing.salt if existing is not None else uuid.uuid4().hex)
         effective = spec.to_dict()
         effective["salt"] = salt
-        provenance: list[tuple[RepoRef, str]] = []
-        for leaf in spec.input.walk() if spec.input else ():
-            ref = RepoRef(leaf.project, leaf.repo)
-            branch = "master" if isinstance(leaf, CronInput) else leaf.branch
-            if isinstance(leaf, CronInput) and not self._repo_exists(ref):
-                pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
-            if not any(b.name == branch for b in pfs.list_branches(ref)):
-                pfs.create_branch(ref, branch)  # an empty head, so the first job can run
-            if (ref, branch) not in provenance:
-                provenance.append((ref, branch))
+        provenance = self.input_branches(spec, create=True)
         with self.b.db.tx() as conn:
             if existing is None:
-                conn.execute(s.pipelines.insert().values(
+                pid = conn.execute(s.pipelines.insert().values(
                     project=spec.project, name=spec.name, version=1, spec=json.dumps(effective),
                     user_spec=json.dumps(spec.user_doc), salt=salt, state="running", reason="",
-                    created_at=now, updated_at=now))
+                    created_at=now, updated_at=now)).inserted_primary_key[0]
             else:
+                pid = existing.id
                 conn.execute(sql_update(s.pipelines).where(s.pipelines.c.id == existing.id).values(
                     version=existing.version + 1, spec=json.dumps(effective),
                     user_spec=json.dumps(spec.user_doc), salt=salt, updated_at=now))
@@ -104,11 +106,19 @@ class PpsService:
                     s.jobs.c.pipeline_id == existing.id,
                     s.jobs.c.state.in_(["CREATED", "STARTING", "RUNNING"])).values(
                     state="KILLED", reason="superseded by a pipeline update", finished_at=now))
+            conn.execute(s.pipeline_versions.insert().values(
+                pipeline_id=pid, version=1 if existing is None else existing.version + 1,
+                spec=json.dumps(effective), user_spec=json.dumps(spec.user_doc), salt=salt,
+                created_at=now))
         if existing is None:
             pfs.create_repo(out_ref, spec.description, update=True)
         branches = {b.name: b for b in pfs.list_branches(out_ref)}
         old = branches.get(spec.output_branch)
-        if old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
+        if existing is not None and existing.state == "paused":
+            pass  # the stopped flag survives updates: 'start pipeline' makes the next job
+        elif old is not None and spec.pipeline_type != "transform":
+            pass  # a spout's or service's output has no jobs: the supervisor restarts the process
+        elif old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
             # New provenance gives the branch a new head commit: the job for this version.
             pfs.create_branch(out_ref, spec.output_branch, provenance=provenance)
         else:
@@ -116,6 +126,27 @@ class PpsService:
         if existing is not None:
             self._kill_open_commits(existing.id)
         return self.inspect_pipeline(spec.name, spec.project)
+
+    def input_branches(self, spec: PipelineSpec, create: bool = False) -> list[tuple[RepoRef, str]]:
+        """The (repo, branch) pairs a pipeline's output branch has as provenance. ``create``
+        makes missing cron repos and input branches (empty heads, so the first job can run)."""
+        provenance: list[tuple[RepoRef, str]] = []
+        for leaf in spec.input.walk() if spec.input else ():
+            ref = RepoRef(leaf.project, leaf.repo)
+            branch = "master" if isinstance(leaf, CronInput) else leaf.branch
+            if create and isinstance(leaf, CronInput) and not self._repo_exists(ref):
+                self.pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
+            if create and getattr(leaf, "trigger", None):  # input.pfs.trigger: PFS moves `branch`
+                self.pfs.set_trigger_from_spec(ref, branch, leaf.trigger)
+            if create and not any(b.name == branch for b in self.pfs.list_branches(ref)):
+                self.pfs.create_branch(ref, branch)
+            if (ref, branch) not in provenance:
+                provenance.append((ref, branch))
+        if spec.pipeline_type != "transform":
+            # Spouts and services run as supervised processes (supervisor.py), not jobs: input
+            # commits must not open output commits that no job would ever finish.
+            return []
+        return provenance
 
     def _kill_open_commits(self, pipeline_id: int) -> None:
         """Finish the open output commits of superseded jobs with an error."""
@@ -175,25 +206,71 @@ class PpsService:
     def delete_pipeline(self, name: str, project: str = "default", keep_repo: bool = False,
                         force: bool = False) -> None:
         row = self._row(name, project)
+        if not force:
+            lifecycle.check_no_dependents(self, name, project)
+        ref = RepoRef(project, name)
+        if not keep_repo and not force:
+            # Checked before anything is deleted, so a refusal leaves the pipeline whole.
+            with self.b.db.read() as conn:
+                repo = self.pfs._find_repo(conn, ref)
+                if repo is not None:
+                    self.pfs._check_no_outside_subvenance(conn, repo, False)
         with self.b.db.tx() as conn:
+            lifecycle.kill_jobs(self, conn, s.jobs.c.pipeline_id == row.id, "pipeline was deleted")
             job_pks = select(s.jobs.c.id).where(s.jobs.c.pipeline_id == row.id)
             conn.execute(delete(s.datum_runs).where(s.datum_runs.c.job_pk.in_(job_pks)))
+            conn.execute(delete(s.datum_inputs).where(s.datum_inputs.c.job_pk.in_(job_pks)))
+            conn.execute(delete(s.restart_requests).where(s.restart_requests.c.job_pk.in_(job_pks)))
             conn.execute(delete(s.jobs).where(s.jobs.c.pipeline_id == row.id))
+            conn.execute(delete(s.pipeline_versions).where(s.pipeline_versions.c.pipeline_id == row.id))
             conn.execute(delete(s.pipelines).where(s.pipelines.c.id == row.id))
-        ref = RepoRef(project, name)
+        stop_recorded(self.b.root, project, name)  # a spout or service: before its repo goes
         if keep_repo:
             for b in self.pfs.list_branches(ref):
                 if b.provenance:
                     self.pfs.create_branch(ref, b.name, provenance=[])
-        else:
-            self.pfs.delete_repo(ref, force=force)
+        elif self._repo_exists(ref):
+            self.pfs.delete_repo(ref, force=True)
 
-    def set_stopped(self, name: str, project: str = "default", stopped: bool = True) -> PipelineInfo:
-        row = self._row(name, project)
-        with self.b.db.tx() as conn:
-            conn.execute(sql_update(s.pipelines).where(s.pipelines.c.id == row.id).values(
-                state="paused" if stopped else "running", updated_at=time.time()))
-        return self.inspect_pipeline(name, project)
+    # -- lifecycle (pps/lifecycle.py) -----------------------------------------------------------
+
+    def stop_pipeline(self, name: str, project: str = "default") -> PipelineInfo:
+        info = lifecycle.stop_pipeline(self, name, project)
+        # A spout's or service's process ends now, not when a controller next looks (the paused
+        # state, written first, keeps the controller from restarting it).
+        stop_recorded(self.b.root, project, name)
+        return info
+
+    def start_pipeline(self, name: str, project: str = "default") -> PipelineInfo:
+        return lifecycle.start_pipeline(self, name, project)
+
+    def rerun_pipeline(self, name: str, project: str = "default", reprocess: bool = False) -> PipelineInfo:
+        return lifecycle.rerun_pipeline(self, name, project, reprocess)
+
+    def pipeline_history(self, name: str | None = None, project: str | None = "default",
+                         limit: int | None = None) -> list[PipelineInfo]:
+        return lifecycle.history(self, name, project, limit)
+
+    def stop_job(self, pipeline: str, job_id: str, project: str = "default") -> None:
+        lifecycle.stop_job(self, pipeline, job_id, project)
+
+    def delete_job(self, pipeline: str, job_id: str, project: str = "default") -> None:
+        lifecycle.delete_job(self, pipeline, job_id, project)
+
+    def restart_datum(self, pipeline: str, job_id: str, patterns: list[str], project: str = "default") -> None:
+        lifecycle.restart_datum(self, pipeline, job_id, patterns, project)
+
+    def draw(self, project: str | None = "default") -> str:
+        return lifecycle.draw(self, project)
+
+    def user_spec(self, name: str, project: str = "default") -> dict:
+        """The spec as the user last wrote it (what 'edit pipeline' opens)."""
+        return json.loads(self._row(name, project).user_spec)
+
+    def run_cron(self, name: str, project: str = "default") -> list[tuple[str, str]]:
+        from tusk.pps.cron import run_cron
+
+        return run_cron(self, name, project)
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -308,23 +385,37 @@ class PpsService:
                 for d in dm.plan(node, listing)]
 
     def logs(self, pipeline: str, job_id: str | None = None, datum: str | None = None,
-             project: str = "default") -> list[tuple[str, str, str]]:
-        """(job, datum, text) of user-code logs, oldest job first."""
-        self._row(pipeline, project)
-        base = self.b.root / "logs" / project / pipeline
-        out: list[tuple[str, str, str]] = []
-        if not base.exists():
-            return out
-        jobs = [job_id] if job_id else [j.id for j in reversed(self.list_jobs(pipeline, project=project))]
-        for jid in jobs:
-            d = base / jid
-            if not d.exists():
-                continue
-            for f in sorted(d.glob("*.log"), key=lambda p: p.stat().st_mtime):
-                if datum and not f.stem.startswith(datum):
-                    continue
-                out.append((jid, f.stem, f.read_text(errors="replace")))
-        return out
+             project: str = "default", inputs: tuple[str, ...] = (),
+             follow: bool = False) -> Iterator[LogLine]:
+        """Timestamped lines of user code, oldest job first (see ``tusk.pps.logs``).
+
+        ``job_id`` and ``datum`` may be ID prefixes; ``inputs`` are input file paths a datum
+        must have. ``follow`` keeps yielding new lines: until ``job_id`` finishes, or forever.
+        """
+        self._row(pipeline, project)  # an unknown pipeline is an error, not an empty log
+        reader = LogReader(self, LogQuery(pipeline, project, job_id, datum, inputs))
+        return reader.follow() if follow else reader.lines()
 
     def log_dir(self) -> Path:
         return self.b.root / "logs"
+
+    # -- lineage (pps/lineage.py) -------------------------------------------------------------
+
+    def lineage(self, ref: FileRef, depth: int | None = None) -> dict[str, Any]:
+        """Where a file came from: the datum, job and input files, recursively up the DAG."""
+        from tusk.pps.lineage import Lineage
+
+        return Lineage(self.pfs).upstream(ref, depth)
+
+    def lineage_downstream(self, ref: FileRef, superseded: bool = False) -> list[dict[str, Any]]:
+        """Every output file made from this version of a file, recursively down the DAG."""
+        from tusk.pps.lineage import Lineage
+
+        return Lineage(self.pfs).downstream(ref, superseded)
+
+    def explain_job(self, pipeline: str, job_id: str | None = None,
+                    project: str = "default") -> list[dict[str, Any]]:
+        """Each datum of a job with why it ran or was skipped."""
+        from tusk.pps.lineage import Lineage
+
+        return Lineage(self.pfs).explain(self, pipeline, job_id, project)

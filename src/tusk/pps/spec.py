@@ -307,6 +307,12 @@ def _build(d: dict[str, Any], user_doc: dict[str, Any], default_project: str) ->
             raise FieldError("datum_set_spec", "set only one of number, size_bytes, per_worker")
     if "maximum_expected_uptime" in d:
         _duration(d, "maximum_expected_uptime", positive=False)
+    # Checked now, so a bad target (or SQL egress, which tusk lacks) fails at create time.
+    egress = d.get("egress") or None
+    if egress is not None:
+        from tusk.pps.egress import target_of  # keeps sqlalchemy out of plain spec parsing
+
+        target_of(egress)
 
     return PipelineSpec(
         name=name,
@@ -325,7 +331,7 @@ def _build(d: dict[str, Any], user_doc: dict[str, Any], default_project: str) ->
         spout=spout,
         service=service,
         datum_set_spec=datum_set,
-        egress=d.get("egress"),
+        egress=egress,
         s3_out=d.get("s3_out", False),
         extras={k: v for k, v in d.items() if k not in _MODELLED},
         ignored_fields=ignored,

@@ -39,8 +39,6 @@ IGNORED_TOP_LEVEL = (
     "determined",
     "maximum_expected_uptime",
     "autoscaling",
-    "service",
-    "egress",
     "s3_out",
     "spec_commit",
     # Request flags of CreatePipelineRequest; the CLI's flags are what count.
@@ -210,7 +208,10 @@ PIPELINE_FIELDS = _Msg(
         "tf_job": ANY,
         "transform": _TRANSFORM,
         "parallelism_spec": _Msg({"constant": INT}, '{"constant": 4}'),
-        "egress": _Msg({"URL": STR, "object_storage": ANY, "sql_database": ANY}),
+        "egress": _Msg(
+            {"URL": STR, "object_storage": _Msg({"url": STR}), "sql_database": ANY},
+            '{"URL": "s3://bucket/dir"}',
+        ),
         "update": BOOL,
         "output_branch": STR,
         "s3_out": BOOL,

@@ -235,6 +235,8 @@ class InputBuilder:
         self.project = project
         # Field paths of accepted fields that have no local effect, for PipelineSpec.ignored_fields.
         self.ignored: list[str] = []
+        # Trigger inputs without a branch read "<pipeline>-trigger-<n>" (n counts per repo).
+        self._trigger_branches: dict[str, int] = {}
 
     def build(self, doc: dict[str, Any], path: str = "input") -> Input:
         return self._node(doc, path, parent=None, taken={})
@@ -308,7 +310,12 @@ class InputBuilder:
                 join_path(path, "repo"),
                 f'"{repo}" is this pipeline\'s own output repo; a pipeline cannot read itself',
             )
-        branch = doc.get("branch") or "master"
+        branch = doc.get("branch") or ""
+        if not branch and doc.get("trigger") is not None:
+            # As Pachyderm: the pipeline reads a branch of its own that the trigger moves.
+            self._trigger_branches[repo] = self._trigger_branches.get(repo, 0) + 1
+            branch = f"{self.pipeline}-trigger-{self._trigger_branches[repo]}"
+        branch = branch or "master"
         wrap_check(names.check_branch_name, branch, join_path(path, "branch"))
         repo_type = doc.get("repo_type") or "user"
         if repo_type not in ("user", "spec", "meta"):
@@ -367,7 +374,14 @@ class InputBuilder:
 
         trigger = doc.get("trigger")
         if trigger is not None:
+            trigger = {**trigger, "branch": trigger.get("branch") or "master"}
             self._trigger(trigger, join_path(path, "trigger"))
+            if trigger["branch"] == branch:
+                raise FieldError(
+                    join_path(join_path(path, "trigger"), "branch"),
+                    f'"{branch}" is also the branch the input reads; a branch cannot trigger on'
+                    ' itself (leave "branch" out to read a branch of the pipeline\'s own)',
+                )
 
         extras = {k: doc[k] for k in ("reference", "propagation_spec") if k in doc}
         self.ignored.extend(join_path(path, k) for k, v in extras.items() if is_set(v))
@@ -407,6 +421,15 @@ class InputBuilder:
                 raise FieldError(join_path(path, "cron_spec"), str(err)) from None
         if trigger.get("commits", 0) < 0:
             raise FieldError(join_path(path, "commits"), "must not be negative")
+        if trigger.get("size"):
+            from tusk.pfs.triggers import parse_size
+
+            try:
+                parse_size(str(trigger["size"]))
+            except InvalidArgument as err:
+                raise FieldError(join_path(path, "size"), err.message) from None
+        if not (trigger.get("size") or trigger.get("commits") or trigger.get("cron_spec")):
+            raise FieldError(path, 'needs a condition: "size", "commits" or "cron_spec"')
 
     def _cron(self, doc: dict[str, Any], path: str, taken: dict[str, str]) -> CronInput:
         if doc.get("commit"):

@@ -78,8 +78,11 @@ def materialize(ws: Workspace, name: str, entries: list[Entry], cache: ContentCa
         shutil.copyfile(src, target)
 
 
-def reset(ws: Workspace) -> None:
+def reset(ws: Workspace, tmp: bool = True) -> None:
     """Empty a datum workspace for reuse, keeping its skeleton directories.
+
+    ``tmp=False`` leaves ``tmp`` alone: a batching process lives across datums and may keep
+    files there.
 
     Emptying beats deleting and recreating: on ext4 without a journal, creating directories
     where many were just deleted is slow (see limits.md), and a datum's skeleton
@@ -89,7 +92,7 @@ def reset(ws: Workspace) -> None:
         ws.out.mkdir(parents=True)
         ws.tmp.mkdir(parents=True)
         return
-    for top in (ws.pfs, ws.tmp):
+    for top in (ws.pfs, ws.tmp) if tmp else (ws.pfs,):
         if not top.exists():
             top.mkdir(parents=True)
             continue

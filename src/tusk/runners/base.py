@@ -9,9 +9,10 @@ only decides how the process sees those directories.
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass
@@ -43,6 +44,16 @@ class Invocation:
     working_dir: str | None = None
     timeout: float | None = None
     inputs: list[str] = field(default_factory=list)  # input names mounted under /pfs
+    attempt: int = 1  # recorded with every log line, so retries can be told apart
+    # Set by whoever stops the job (stop pipeline/job): the runner kills the process group
+    # within a polling tick (0.1 s) and returns an Outcome with ``cancelled``.
+    cancel: threading.Event | None = None
+    # Extra read-only files for the sandbox, sandbox path -> host path (datum batching's
+    # socket lives under the root, which may be under /tmp, which the sandbox replaces).
+    binds: dict[str, str] = field(default_factory=dict)
+    # Where to log instead of opening ``log`` (a ``tusk.pps.logs.DatumLog``): datum batching
+    # switches it from one datum's log to the next while one process serves many datums.
+    log_sink: Any = None
 
 
 @dataclass
@@ -50,13 +61,16 @@ class Outcome:
     returncode: int
     timed_out: bool = False
     error: str = ""  # could not start at all (missing binary, ...)
+    cancelled: bool = False  # killed because ``Invocation.cancel`` was set
+    stderr_tail: list[str] = field(default_factory=list)  # last stderr lines, for reasons
 
 
 class Runner(Protocol):
     name: str
 
     def run(self, ws: Workspace, inv: Invocation, log: Path) -> Outcome:
-        """Run ``inv`` against workspace ``ws``; append stdout+stderr to ``log``."""
+        """Run ``inv`` against workspace ``ws``; append its stdout and stderr to the datum log
+        ``log`` line by line with timestamps (the format is in ``tusk.pps.logs``)."""
 
 
 _said_fallback = False

@@ -63,6 +63,8 @@ class SandboxRunner:
             if src.exists():
                 args += ["--ro-bind", str(src), f"/pfs/{name}"]
         args += ["--bind", str(ws.out), "/pfs/out"]
+        for inside, host in inv.binds.items():
+            args += ["--ro-bind", host, inside]
         args += ["--unshare-user-try", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                  "--chdir", inv.working_dir or "/pfs"]
@@ -72,5 +74,7 @@ class SandboxRunner:
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": "/tmp",
                "LANG": os.environ.get("LANG", "C.UTF-8"), "TMPDIR": "/tmp", **inv.env}
         stdin = "".join(line + "\n" for line in inv.stdin)
-        outcome = run_logged(self.command(ws, inv), stdin, env, str(ws.root), inv.timeout, log)
+        # On timeout or cancel run_logged kills bwrap's process group; the sandboxed process
+        # then dies with it (--die-with-parent), and with it the whole PID namespace.
+        outcome = run_logged(self.command(ws, inv), stdin, env, str(ws.root), inv, log)
         return outcome

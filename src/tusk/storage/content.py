@@ -138,16 +138,33 @@ class _Pack:
 
 @dataclass
 class ContentWriter:
-    """Writes chunks for one write session (one commit); call ``seal()`` then index the rows."""
+    """Writes chunks for one write session (one commit); call ``seal()`` then index the rows.
+
+    A bulk-write worker process (``storage.bulk``) runs one too, configured with its own
+    ``scratch_prefix``, its own dedup probe (``known``) and ``defer_publish``: it seals its
+    packs (fsync) but leaves them in scratch, and the session's writer ``adopt``s them, so the
+    publishing rename and the index rows stay with the one process that commits.
+    """
 
     store: ObjectStore
-    db: Database
+    db: Database | None
+    scratch_prefix: str = "pack"  # names packs in the scratch dir (a bulk put finds its own)
+    known: Callable[[bytes], bool] | None = None  # dedup probe; defaults to the metadata DB
+    defer_publish: bool = False
+    threaded_hash: bool = True  # False in forked workers: a thread pool does not survive fork
+    flush_every: int = FLUSH_EVERY
     _pack: _Pack | None = None
     _index: dict[bytes, tuple[str, int, int]] = field(default_factory=dict)
-    _bundle: bytearray = field(default_factory=bytearray)
+    # The open bundle is the first ``_fill`` bytes of one buffer reused for every bundle of
+    # the session: growing a fresh bytearray per bundle page-faulted its memory in anew each
+    # time, which cost more than hashing the files.
+    _buf: bytearray | None = None
+    _view: memoryview | None = None
+    _fill: int = 0
     _slots: list[list] = field(default_factory=list)  # refs into the open bundle, filled at close
     _small: dict[bytes, list] = field(default_factory=dict)  # small-file hash -> its slot
     _packs: list[tuple[str, int]] = field(default_factory=list)
+    _pending: list[tuple[str, Path, int]] = field(default_factory=list)  # sealed, not published
     bytes_written: int = 0
     bytes_deduped: int = 0
 
@@ -189,6 +206,10 @@ class ContentWriter:
         """Close the open bundle and pack; return (chunk index rows, pack rows) to insert."""
         self._close_bundle()
         self._close_pack()
+        for key, path, size in self._pending:  # adopted packs: already durable, now named
+            self.store.put_file(key, path)
+            self._packs.append((key, size))
+        self._pending = []
         chunk_rows = [
             {"hash": h, "pack": k, "offset": o, "length": n} for h, (k, o, n) in self._index.items()
         ]
@@ -203,37 +224,89 @@ class ContentWriter:
             self._pack.file.close()
             self._pack.path.unlink(missing_ok=True)
             self._pack = None
+        for _key, path, _size in self._pending:
+            path.unlink(missing_ok=True)
+        self._pending = []
+
+    def detach(self) -> tuple[dict[bytes, tuple[str, int, int]], list[tuple[str, Path, int]]]:
+        """Seal without publishing: (chunk index, sealed packs left in scratch) for ``adopt``."""
+        self._close_bundle()
+        self._close_pack()
+        index, pending = self._index, self._pending
+        self._index, self._pending = {}, []
+        return index, pending
+
+    def adopt(self, index: dict[bytes, tuple[str, int, int]], packs: list[tuple[str, Path, int]]) -> None:
+        """Take over chunks another writer stored (``detach``): they are published by ``seal``
+        and indexed with this session's rows, or deleted by ``abort``."""
+        self._pending.extend(packs)
+        for digest, where in index.items():
+            # A chunk both wrote keeps the first copy; the other is dead bytes GC reclaims.
+            self._index.setdefault(digest, where)
+
+    def end_unit(self) -> None:
+        """End the open bundle here, and let no later file share a slice written before.
+
+        A bulk worker calls it at each content-defined unit end: what a unit's bundles hold
+        then depends only on that unit's files, never on which worker wrote which unit before.
+        """
+        self._close_bundle()
+        self._small.clear()
 
     # -- internals ----------------------------------------------------------------------------
 
     def _add_bundled(self, data: bytes) -> FileContent:
+        digest, slot = self.add_small(data)
+        return FileContent(len(data), digest, (slot,))
+
+    def add_small(self, data: bytes) -> tuple[bytes, list]:
+        """Bundle one non-empty file under ``BUNDLE_FILE`` bytes; ``(hash, slot)``.
+
+        The slot is the file's one chunk reference ``[bundle digest, length, offset]``; its
+        digest is filled in when the bundle closes. Plain values rather than a ``FileContent``:
+        this is a bulk put's hot path.
+        """
+        n = len(data)
         digest = blake3.blake3(data).digest()
         seen = self._small.get(digest)
         if seen is not None:  # the same small file again in this write: share its slice
-            self.bytes_deduped += len(data)
-            return FileContent(len(data), digest, (seen,))
+            self.bytes_deduped += n
+            return digest, seen
+        view = self._view
+        if view is None:
+            view = self._bundle_view()
+        start = self._fill
+        view[start : start + n] = data
         # The slot's digest is the bundle's, known only when the bundle closes; the list is
         # shared with the entry, so closing the bundle completes every reference at once.
-        slot = [None, len(data), len(self._bundle)]
-        self._bundle += data
+        slot = [None, n, start]
+        self._fill = fill = start + n
         self._slots.append(slot)
         self._small[digest] = slot
-        if digest[0] == 0 or len(self._bundle) >= BUNDLE_MAX:  # content-defined boundary
+        if digest[0] == 0 or fill >= BUNDLE_MAX:  # content-defined boundary
             self._close_bundle()
-        return FileContent(len(data), digest, (slot,))
+        return digest, slot
+
+    def _bundle_view(self) -> memoryview:
+        if self._view is None:
+            # A file under BUNDLE_FILE is only added while the bundle is under BUNDLE_MAX.
+            self._buf = bytearray(BUNDLE_MAX + BUNDLE_FILE)
+            self._view = memoryview(self._buf)
+        return self._view
 
     def _close_bundle(self) -> None:
         if not self._slots:
             return
-        data = bytes(self._bundle)
-        ref = self._add_chunk(data)
+        assert self._view is not None
+        ref = self._add_chunk(self._view[: self._fill])
         for slot in self._slots:
             slot[0] = ref[0]
-        self._bundle = bytearray()
+        self._fill = 0
         self._slots = []
 
     def _add_chunk(self, data: bytes | memoryview) -> ChunkRef:
-        digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO if len(data) > (1 << 20) else 1).digest()
+        threads = blake3.blake3.AUTO if self.threaded_hash and len(data) > (1 << 20) else 1
+        digest = blake3.blake3(data, max_threads=threads).digest()
         if digest in self._index or self._known(digest):
             self.bytes_deduped += len(data)
         else:
@@ -242,12 +315,15 @@ class ContentWriter:
 
     def _known(self, digest: bytes) -> bool:
         """Whether a chunk is already stored (committed by anyone)."""
+        if self.known is not None:
+            return self.known(digest)
+        assert self.db is not None
         return self.db.has_key(schema.chunks, "hash", digest)
 
     def _append(self, digest: bytes, data: bytes | memoryview) -> None:
         if self._pack is None:
             pack_id = uuid.uuid4().hex
-            path = self.store.scratch_dir() / f"pack-{pack_id}"
+            path = self.store.scratch_dir() / f"{self.scratch_prefix}-{pack_id}"
             # Closed by _close_pack (or abort): a pack outlives this call by design.
             self._pack = _Pack(pack_key(pack_id), path, open(path, "wb", buffering=0))  # noqa: SIM115
         pack = self._pack
@@ -257,7 +333,7 @@ class ContentWriter:
         self.bytes_written += len(data)
         if pack.size >= PACK_LIMIT:
             self._close_pack()
-        elif pack.size - pack.flushed_at >= FLUSH_EVERY:
+        elif pack.size - pack.flushed_at >= self.flush_every:
             pack.flush_in_background()
 
     def _close_pack(self) -> None:
@@ -269,6 +345,9 @@ class ContentWriter:
         pack.wait()
         os.fsync(pack.file.fileno())
         pack.file.close()
+        if self.defer_publish:
+            self._pending.append((pack.key, pack.path, pack.size))
+            return
         self.store.put_file(pack.key, pack.path)
         self._packs.append((pack.key, pack.size))
 

@@ -40,6 +40,29 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
     return engine
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a root made by an older tusk up to date: add columns that later versions added.
+
+    Only additive changes happen this way (new nullable or defaulted columns); ``create_all``
+    has already made any missing tables. A column is added with its server default, or as
+    NULL-able when it has none, so existing rows stay valid.
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    have = sa_inspect(conn)
+    for table in schema.metadata.sorted_tables:
+        existing = {c["name"] for c in have.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            ddl_type = column.type.compile(dialect=conn.dialect)
+            default = ""
+            if column.default is not None and getattr(column.default, "is_scalar", False):
+                value = column.default.arg
+                default = f" DEFAULT {value!r}" if isinstance(value, str) else f" DEFAULT {value}"
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}{default}')
+
+
 class Database:
     """A metadata store reached by URL (``sqlite:///path`` or ``postgresql://...``)."""
 
@@ -58,6 +81,7 @@ class Database:
     def _ensure_schema(self) -> None:
         with self._write.begin() as conn:
             schema.metadata.create_all(conn)
+            _add_missing_columns(conn)
             have = conn.execute(
                 select(schema.meta_info.c.value).where(schema.meta_info.c.key == "schema")
             ).scalar()

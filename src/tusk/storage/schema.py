@@ -191,6 +191,32 @@ jobs = Table(
 )
 Index("ix_jobs_state", jobs.c.state)
 
+# -- pipeline lifecycle ------------------------------------------------------------------------
+
+# Every version a pipeline has had (create, update, edit, rerun): what `list pipeline --history`
+# shows and what a job's `version` refers to.
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column("pipeline_id", Integer, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("spec", Text, nullable=False),  # effective spec, JSON
+    Column("user_spec", Text, nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# `restart datum` requests for running jobs; the job's watcher polls them and restarts the
+# datums that match (by datum ID prefix or input path).
+restart_requests = Table(
+    "restart_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_pk", Integer, nullable=False, index=True),
+    Column("pattern", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 # One row per datum a job actually ran (skipped datums keep pointing at the job that ran them):
 # the file-level lineage of what went in and what came out.
 datum_runs = Table(
@@ -206,4 +232,71 @@ datum_runs = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
+)
+
+# -- PPS: file-level lineage and planning reasons (owned by pps/lineage.py) ---------------------
+
+# Why the planner ran each datum (new | changed | previously failed | reprocess requested); a
+# skipped datum has no row for the job, so it is "unchanged" by definition.
+datum_runs.append_column(Column("why", String(24), nullable=False, default=""))
+# The salt a job planned with: a base job's salt differing from the current one tells a
+# reprocess request apart from changed data. NULL for jobs that never started.
+jobs.append_column(Column("salt", String(64), nullable=True))
+
+# The reverse of datum_runs.inputs: which datum runs read a given input file version, so
+# 'lineage --downstream' is an index lookup instead of a scan of every job's datums.
+datum_inputs = Table(
+    "datum_inputs",
+    metadata,
+    Column("project", String(64), nullable=False),
+    Column("repo", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("hash", String(64), nullable=False),  # hex content hash of the file the datum read
+    Column("job_pk", Integer, nullable=False),
+    Column("datum_id", String(64), nullable=False),
+)
+Index("ix_datum_inputs_file", datum_inputs.c.project, datum_inputs.c.repo, datum_inputs.c.path)
+
+# -- PFS branch triggers and transactions --------------------------------------------------------
+
+# A trigger moves its branch (``branch_id``) to the head of ``source``, a branch of the same repo,
+# once a condition holds. ``fired_at`` restarts the cron clock (trigger creation, last firing).
+branch_triggers = Table(
+    "branch_triggers",
+    metadata,
+    Column("branch_id", Integer, primary_key=True),
+    Column("repo_id", Integer, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("size", String(32), nullable=False, default=""),  # as written, e.g. "1MB"
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("commits", Integer, nullable=False, default=0),
+    Column("cron_spec", Text, nullable=False, default=""),
+    Column("all_conditions", Boolean, nullable=False, default=False),
+    Column("fired_at", Float, nullable=False),
+)
+Index("ix_branch_triggers_source", branch_triggers.c.repo_id, branch_triggers.c.source)
+
+# A transaction's id is also the commit set ID of the commits it makes. The active one is the
+# meta_info row "active_transaction". Its commits exist (hidden: no branch points at them) while
+# it is open; the rest of its work waits in transaction_ops until 'finish transaction'.
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(10), nullable=False),  # open | finished
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+transaction_ops = Table(
+    "transaction_ops",
+    metadata,
+    Column("txn_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # commit | finish | create_branch | delete_branch
+    Column("repo_id", Integer, nullable=False),
+    Column("branch", String(64), nullable=True),
+    Column("commit_pk", Integer, nullable=True),
+    Column("expect_pk", Integer, nullable=True),  # the branch head when the commit was started
+    Column("args", Text, nullable=False, default="{}"),  # JSON
 )

@@ -1,0 +1,451 @@
+"""Transactions: batch commits and branch changes on several repos into one commit set.
+
+``start transaction`` makes a transaction (its ID is also the commit set ID of every commit it
+makes) and marks it active for the root (meta_info row ``active_transaction``). While it is
+active the CLI sets ``PfsService.transaction`` for the commands a transaction covers:
+
+* ``start commit repo@b`` creates the commit at once, with the transaction's ID, but *hidden*:
+  no branch points at it yet, so nothing downstream sees it and nothing propagates. ``put
+  file repo@b`` writes into that hidden commit, starting one if needed (such an implicit commit
+  is finished when the transaction is). ``finish commit`` on a hidden commit finishes it right
+  away (still invisible); on any other commit it is queued.
+* ``create branch`` / ``delete branch`` are queued as operations (``transaction_ops``), each
+  checked on arrival by replaying the whole queue in a metadata transaction that is rolled back.
+
+``finish transaction`` applies everything in ONE metadata transaction: each hidden commit
+becomes its branch's head by compare-and-set (an open one is re-parented if the branch moved
+meanwhile; a finished one whose branch moved is a Conflict and nothing is applied), queued
+operations run in order, implicit commits are finished, and then every moved branch propagates
+downstream *together* in the transaction's commit set, so a pipeline reading two of them gets
+exactly one job. ``stop transaction`` deletes the transaction with its hidden commits and
+queued operations in one metadata transaction. Crash safety follows: every step is a single
+metadata transaction, a crash leaves at most an open transaction that can be finished or
+stopped, and data written for it before a stop is unreferenced and collected by gc.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Row, delete, func, select, update
+
+from tusk.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from tusk.pfs.catalog import FINISHED, OPEN, USER, new_id
+from tusk.pfs.commits import CommitsMixin
+from tusk.pfs.model import CommitInfo, _iso
+from tusk.pfs.refs import CommitRef, RepoRef, parse_commit
+from tusk.pfs.triggers import Trigger
+from tusk.storage import schema as s
+
+if TYPE_CHECKING:
+    from tusk.pfs.catalog import CatalogMixin
+
+ACTIVE_KEY = "active_transaction"
+
+
+@dataclass(frozen=True)
+class TransactionInfo:
+    id: str
+    state: str  # OPEN | FINISHED
+    created_at: float
+    finished_at: float | None
+    active: bool
+    ops: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "active": self.active,
+                "created_at": _iso(self.created_at), "finished_at": _iso(self.finished_at),
+                "ops": list(self.ops)}
+
+
+class _DryRun(Exception):
+    """Raised to roll back a replay that only checked the queue."""
+
+
+class TransactionsMixin(CommitsMixin):
+    def active_transaction(self) -> str | None:
+        """The root's active transaction, if it is still open."""
+        with self.b.db.read() as conn:
+            tid = _active(conn)
+            if tid is None:
+                return None
+            row = conn.execute(select(s.transactions).where(s.transactions.c.id == tid)).first()
+            return tid if row is not None and row.state == "open" else None
+
+    def start_transaction(self) -> TransactionInfo:
+        now = time.time()
+        with self.b.db.tx() as conn:
+            tid = _active(conn)
+            if tid is not None:
+                row = conn.execute(select(s.transactions).where(s.transactions.c.id == tid)).first()
+                if row is not None and row.state == "open":
+                    raise FailedPrecondition(
+                        f"transaction {tid} is already active; finish it ('tusk finish transaction')"
+                        " or stop it ('tusk stop transaction') first"
+                    )
+            tid = new_id()
+            conn.execute(s.transactions.insert().values(id=tid, state="open", created_at=now,
+                                                        finished_at=None))
+            _set_active(conn, tid)
+        return self.inspect_transaction(tid)
+
+    def finish_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        """Apply a transaction atomically (see the module docstring)."""
+        tid = self._txn_id(txn_id)
+        now = time.time()
+        with self.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            _apply(self, conn, tid, _ops(conn, tid), now)
+            conn.execute(update(s.transactions).where(s.transactions.c.id == tid).values(
+                state="finished", finished_at=now))
+            if _active(conn) == tid:
+                _set_active(conn, None)
+        self.fire_due_triggers()
+        return self.inspect_transaction(tid)
+
+    def stop_transaction(self, txn_id: str | None = None) -> str:
+        """Drop an open transaction: its hidden commits and queued operations vanish."""
+        tid = self._txn_id(txn_id)
+        with self.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            op = s.transaction_ops
+            pks = list(conn.execute(select(op.c.commit_pk).where(
+                op.c.txn_id == tid, op.c.kind == "commit")).scalars())
+            if pks:
+                # Hidden commits are reachable from nothing, unless someone named one as an
+                # explicit parent or head meanwhile; then dropping it would dangle that ref.
+                kid = conn.execute(select(s.commits.c.commit_id).where(
+                    s.commits.c.parent_id.in_(pks), s.commits.c.id.not_in(pks))).first()
+                head = conn.execute(select(s.branches.c.name).where(s.branches.c.head_id.in_(pks))).first()
+                if kid is not None or head is not None:
+                    raise FailedPrecondition(
+                        f"cannot stop transaction {tid}: its commit is already used by"
+                        f" {'commit ' + kid[0] if kid is not None else 'branch ' + head[0]};"
+                        " finish the transaction instead"
+                    )
+                self._drop_rows(conn, set(pks))
+            conn.execute(delete(op).where(op.c.txn_id == tid))
+            conn.execute(delete(s.transactions).where(s.transactions.c.id == tid))
+            if _active(conn) == tid:
+                _set_active(conn, None)
+        return tid
+
+    def resume_transaction(self, txn_id: str) -> TransactionInfo:
+        """Make an open transaction the active one again."""
+        with self.b.db.tx() as conn:
+            _open_txn(conn, txn_id)
+            _set_active(conn, txn_id)
+        return self.inspect_transaction(txn_id)
+
+    def inspect_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        tid = self._txn_id(txn_id)
+        with self.b.db.read() as conn:
+            row = conn.execute(select(s.transactions).where(s.transactions.c.id == tid)).first()
+            if row is None:
+                raise NotFound(f"transaction {tid} not found")
+            return _info(conn, row, _active(conn))
+
+    def list_transactions(self) -> list[TransactionInfo]:
+        with self.b.db.read() as conn:
+            active = _active(conn)
+            rows = conn.execute(select(s.transactions).order_by(s.transactions.c.created_at.desc())).all()
+            return [_info(conn, r, active) for r in rows]
+
+    def _txn_id(self, txn_id: str | None) -> str:
+        if txn_id:
+            return txn_id
+        with self.b.db.read() as conn:
+            tid = _active(conn)
+        if tid is None:
+            raise FailedPrecondition("no active transaction; start one with 'tusk start transaction'")
+        return tid
+
+
+# -- hooks used by the commit, branch and file operations while a transaction is active --------
+
+
+def start_commit(svc: CommitsMixin, ref: RepoRef, branch: str, parent: CommitRef | None,
+                 description: str) -> CommitInfo:
+    """A hidden commit in the transaction: created now, made the branch head at finish."""
+    now = time.time()
+    with svc.b.db.tx() as conn:
+        tid = _open_txn(conn, _require(svc)).id
+        repo = svc._repo_row(conn, ref)
+        _check_free(conn, svc, tid, repo, ref, branch)
+        expect = _writable_head(conn, svc, repo, ref, branch)
+        parent_pk = expect
+        if parent is not None:
+            prow = svc.resolve_commit(conn, parent)
+            if prow.repo_id != repo.id:
+                raise InvalidArgument(f"parent {parent} is not a commit of repo {ref}")
+            if prow.state == OPEN:
+                raise FailedPrecondition(
+                    f"parent commit {ref}@{prow.commit_id} has not been finished; finish it first")
+            parent_pk = prow.id
+        pk = _hidden_commit(conn, svc, tid, repo.id, branch, parent_pk, expect, description, now,
+                            auto_finish=False)
+        return svc.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == pk)).one())
+
+
+def finish_commit(svc: CommitsMixin, ref: CommitRef, description: str | None, error: str) -> CommitInfo:
+    """Finish a hidden commit now (nobody sees it yet); queue the finish of any other."""
+    with svc.b.db.tx() as conn:
+        tid = _open_txn(conn, _require(svc)).id
+        row = _hidden_for(conn, svc, tid, ref) or svc.resolve_commit(conn, ref)
+        if row.state == FINISHED:
+            raise FailedPrecondition(f"commit {ref.repo}@{row.commit_id} is already finished")
+        if row.commit_id == tid:
+            svc.finish_row(conn, row, description, error)
+        else:
+            _add_op(conn, tid, "finish", row.repo_id, row.branch, row.id, None,
+                    {"description": description, "error": error})
+        return svc.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == row.id)).one())
+
+
+def commit_ref_for_write(svc: CatalogMixin, ref: CommitRef) -> CommitRef:
+    """Where a file write to ``ref`` goes inside the transaction: the transaction's hidden commit
+    on that branch, started (and finished with the transaction) if there is none yet."""
+    if ref.commit_id is not None or ref.ancestors or ref.index is not None:
+        return ref  # an explicit commit: written as usual
+    branch = ref.branch or "master"
+    with svc.b.db.tx() as conn:
+        tid = _open_txn(conn, _require(svc)).id
+        repo = svc._repo_row(conn, ref.repo)
+        existing = _hidden_for(conn, svc, tid, ref)
+        if existing is not None:
+            return CommitRef(ref.repo, None, tid)
+        br = svc._branch_row(conn, repo.id, branch)
+        if br is not None:
+            head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
+            if head.state == OPEN:
+                return ref  # a commit started before the transaction: write into it, as always
+        _check_free(conn, svc, tid, repo, ref.repo, branch)
+        expect = _writable_head(conn, svc, repo, ref.repo, branch)
+        _hidden_commit(conn, svc, tid, repo.id, branch, expect, expect, "", time.time(),
+                       auto_finish=True)
+        return CommitRef(ref.repo, None, tid)
+
+
+def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
+    """Queue a create/delete branch, after checking it against the queue so far."""
+    tid = _require(svc)
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        repo_id = svc._repo_row(conn, ref).id
+    op = {"kind": kind, "repo_id": repo_id, "branch": name, "commit_pk": None, "expect_pk": None,
+          "args": json.dumps(args)}
+    try:
+        with svc.b.db.tx() as conn:
+            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
+            raise _DryRun
+    except _DryRun:
+        pass
+    with svc.b.db.tx() as conn:
+        _open_txn(conn, tid)
+        _add_op(conn, tid, kind, repo_id, name, None, None, args)
+
+
+# -- internals ----------------------------------------------------------------------------------
+
+
+def _active(conn: Connection) -> str | None:
+    m = s.meta_info
+    return conn.execute(select(m.c.value).where(m.c.key == ACTIVE_KEY)).scalar() or None
+
+
+def _set_active(conn: Connection, tid: str | None) -> None:
+    m = s.meta_info
+    conn.execute(delete(m).where(m.c.key == ACTIVE_KEY))
+    if tid is not None:
+        conn.execute(m.insert().values(key=ACTIVE_KEY, value=tid))
+
+
+def _require(svc: CatalogMixin) -> str:
+    if svc.transaction is None:  # callers check first; this keeps the type honest
+        raise FailedPrecondition("no active transaction")
+    return svc.transaction
+
+
+def _open_txn(conn: Connection, tid: str) -> Row:
+    row = conn.execute(select(s.transactions).where(s.transactions.c.id == tid)).first()
+    if row is None:
+        raise NotFound(f"transaction {tid} not found; 'tusk list transaction' shows the open ones")
+    if row.state != "open":
+        raise FailedPrecondition(f"transaction {tid} is already finished")
+    return row
+
+
+def _ops(conn: Connection, tid: str) -> list[dict[str, Any]]:
+    op = s.transaction_ops
+    rows = conn.execute(select(op).where(op.c.txn_id == tid).order_by(op.c.seq)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def _add_op(conn: Connection, tid: str, kind: str, repo_id: int, branch: str | None,
+            commit_pk: int | None, expect_pk: int | None, args: dict[str, Any]) -> None:
+    op = s.transaction_ops
+    seq = (conn.execute(select(func.max(op.c.seq)).where(op.c.txn_id == tid)).scalar() or 0) + 1
+    conn.execute(op.insert().values(txn_id=tid, seq=seq, kind=kind, repo_id=repo_id, branch=branch,
+                                    commit_pk=commit_pk, expect_pk=expect_pk, args=json.dumps(args)))
+
+
+def _hidden_for(conn: Connection, svc: CatalogMixin, tid: str, ref: CommitRef) -> Row | None:
+    """The transaction's commit on a plain ``repo@branch`` ref, if it has one."""
+    if ref.commit_id is not None or ref.ancestors or ref.index is not None:
+        return None
+    repo = svc._repo_row(conn, ref.repo)
+    c = s.commits
+    row = conn.execute(select(c).where(c.c.repo_id == repo.id, c.c.commit_id == tid)).first()
+    if row is None or row.branch != (ref.branch or "master"):
+        return None
+    return row
+
+
+def _check_free(conn: Connection, svc: CatalogMixin, tid: str, repo: Row, ref: RepoRef, branch: str) -> None:
+    """One commit set holds at most one commit per repo (they share the ID)."""
+    c = s.commits
+    row = conn.execute(select(c).where(c.c.repo_id == repo.id, c.c.commit_id == tid)).first()
+    if row is None:
+        return
+    if row.branch == branch:
+        raise FailedPrecondition(
+            f"transaction {tid} already has a commit on {ref}@{branch}; write into it or finish it"
+        )
+    raise FailedPrecondition(
+        f"transaction {tid} already has a commit in repo {ref} (on {row.branch}); a commit set"
+        " holds one commit per repo"
+    )
+
+
+def _writable_head(conn: Connection, svc: CatalogMixin, repo: Row, ref: RepoRef, branch: str) -> int | None:
+    """The branch head a user commit would build on (None: new branch), with start commit's rules."""
+    br = svc._branch_row(conn, repo.id, branch)
+    if br is None:
+        return None
+    if svc._upstream_ids(conn, br.id):
+        raise FailedPrecondition(
+            f"cannot start a commit on {ref}@{branch}: it has provenance, so its commits are made"
+            " by propagation"
+        )
+    head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
+    if head.state == OPEN:
+        raise FailedPrecondition(
+            f"{ref}@{branch} already has an open commit ({head.commit_id}); finish it first"
+        )
+    return int(br.head_id)
+
+
+def _hidden_commit(conn: Connection, svc: CatalogMixin, tid: str, repo_id: int, branch: str,
+                   parent_pk: int | None, expect: int | None, description: str, now: float,
+                   auto_finish: bool) -> int:
+    pk = svc._new_commit(conn, repo_id, branch, parent_pk, USER, tid, now, finished=False,
+                         description=description)
+    _add_op(conn, tid, "commit", repo_id, branch, pk, expect, {"auto_finish": auto_finish})
+    return pk
+
+
+def _repo_ref(conn: Connection, repo_id: int) -> RepoRef:
+    r = conn.execute(select(s.repos).where(s.repos.c.id == repo_id)).one()
+    return RepoRef(r.project, r.name)
+
+
+def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, Any]], now: float,
+           dry: bool = False) -> None:
+    """Apply a transaction's operations in ``conn`` (``dry``: only as far as checking needs)."""
+    c = s.commits
+    moved: list[int] = []
+    for op in ops:
+        args = json.loads(op["args"] or "{}")
+        kind = op["kind"]
+        if kind == "commit":
+            moved.append(_place_commit(conn, svc, tid, op, now))
+        elif kind == "finish":
+            row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).first()
+            if row is not None and row.state == OPEN and not dry:
+                svc.finish_row(conn, row, args.get("description"), args.get("error") or "")
+        elif kind == "create_branch":
+            ref = _repo_ref(conn, op["repo_id"])
+            head = None if args.get("head") is None else parse_commit(args["head"], ref.project)
+            prov = None if args.get("provenance") is None else [
+                (RepoRef(p, r), b) for p, r, b in args["provenance"]]
+            trig = None if args.get("trigger") is None else Trigger(**args["trigger"])
+            svc._create_branch_in(conn, ref, op["branch"], head, prov, trig, now, set_id=tid,
+                                  moved=moved)
+        elif kind == "delete_branch":
+            gone = svc._delete_branch_in(conn, _repo_ref(conn, op["repo_id"]), op["branch"],
+                                         bool(args.get("force")))
+            moved = [m for m in moved if m != gone]
+    if dry:
+        return
+    for op in ops:  # implicit commits (file writes) end with the transaction, like a put file's
+        if op["kind"] == "commit" and json.loads(op["args"] or "{}").get("auto_finish"):
+            row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).one()
+            if row.state == OPEN:
+                svc.finish_row(conn, row, None, "")
+    svc._propagate(conn, moved, tid, now)
+
+
+def _place_commit(conn: Connection, svc: CatalogMixin, tid: str, op: dict[str, Any], now: float) -> int:
+    """Make a hidden commit its branch's head (compare-and-set); returns the branch id."""
+    c = s.commits
+    row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).first()
+    ref = _repo_ref(conn, op["repo_id"])
+    label = f"{ref}@{op['branch']}"
+    if row is None:
+        raise Conflict(f"commit {ref}@{tid} of this transaction was deleted; stop the transaction")
+    br = svc._branch_row(conn, op["repo_id"], op["branch"])
+    if br is None:
+        if op["expect_pk"] is not None:
+            raise Conflict(f"branch {label} was deleted while transaction {tid} was open; stop it"
+                           " ('tusk stop transaction') and start again")
+        return int(conn.execute(s.branches.insert().values(
+            repo_id=op["repo_id"], name=op["branch"], head_id=row.id, created_at=now,
+            updated_at=now)).inserted_primary_key[0])
+    if br.head_id != op["expect_pk"]:
+        # The branch moved since the commit was started. An open commit holds only staged
+        # changes, so it can sit on the new head as if started now; a finished one was built
+        # on the old head and would silently drop what landed meanwhile.
+        head = conn.execute(select(c).where(c.c.id == br.head_id)).one()
+        if row.state != OPEN or row.parent_id != op["expect_pk"] or head.state != FINISHED:
+            raise Conflict(f"branch {label} moved while transaction {tid} was open; stop it"
+                           " ('tusk stop transaction') and start again")
+        conn.execute(update(c).where(c.c.id == row.id).values(parent_id=br.head_id))
+    svc._move_head(conn, br.id, br.head_id, row.id, now)
+    return int(br.id)
+
+
+def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
+    ops: list[dict[str, Any]] = []
+    c = s.commits
+    for op in _ops(conn, row.id):
+        args = json.loads(op["args"] or "{}")
+        repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
+        name = "?" if repo is None else str(RepoRef(repo.project, repo.name))
+        item: dict[str, Any] = {"op": op["kind"], "repo": name, "branch": op["branch"]}
+        if op["commit_pk"] is not None:
+            crow = conn.execute(select(c.c.commit_id, c.c.state).where(c.c.id == op["commit_pk"])).first()
+            if crow is not None:
+                item["commit"] = crow.commit_id
+                item["commit_state"] = "FINISHED" if crow.state == FINISHED else "STARTED"
+        if op["kind"] == "commit":
+            item["op"] = "put_file" if args.get("auto_finish") else "start_commit"
+        elif op["kind"] == "finish":
+            item["op"] = "finish_commit"
+        else:
+            item.update({k: v for k, v in args.items() if v not in (None, False)})
+        ops.append(item)
+    return TransactionInfo(row.id, row.state.upper(), row.created_at, row.finished_at,
+                           row.id == active and row.state == "open", tuple(ops))
+
+
+def describe_op(op: dict[str, Any]) -> str:
+    """One line for 'inspect transaction'."""
+    text = f"{op['op'].replace('_', ' ')} {op['repo']}@{op['branch']}"
+    if "commit" in op:
+        text += f" ({op['commit']}, {op['commit_state']})"
+    extras = [f"{k}={v}" for k, v in op.items()
+              if k not in ("op", "repo", "branch", "commit", "commit_state")]
+    return text + (f" [{', '.join(extras)}]" if extras else "")

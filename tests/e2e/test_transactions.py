@@ -1,0 +1,114 @@
+"""Transactions end to end: several input commits, one commit set, one job.
+
+A cross pipeline over ``left`` and ``right`` would run a job per input commit. Inside a
+transaction the two commits share the transaction's ID, stay invisible until ``finish
+transaction`` and then propagate together: exactly one job, whose ID is the transaction's.
+``stop transaction`` drops everything the transaction held.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pipeline_helpers import Pipes, bash, pfs_input, process_pipes_fixture, spec  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+PAIRS = bash("echo $(basename $left)$(basename $right) > /pfs/out/$(basename $left)$(basename $right)")
+
+
+def head(p: Pipes, ref: str) -> str:
+    return p.raw("inspect", "branch", ref)["head"]
+
+
+def cross_pipeline(p: Pipes) -> None:
+    p.repo("left", {"l1": "1"})
+    p.repo("right", {"r1": "1"})
+    p.create(spec("pairs", {"cross": [pfs_input("left"), pfs_input("right")]}, PAIRS))
+    p.wait("pairs@master")
+
+
+def test_commits_in_two_repos_make_one_job(process_pipes: Pipes) -> None:
+    p = process_pipes
+    cross_pipeline(p)
+    before = {r: head(p, f"{r}@master") for r in ("left", "right", "pairs")}
+
+    txn = p.ok("start", "transaction").strip()
+    assert p.ok("start", "commit", "left@master").strip() == txn
+    assert p.ok("start", "commit", "right@master").strip() == txn
+    p.ok("put", "file", "left@master:/l2", "-f", "-", input="2")
+    p.ok("put", "file", "right@master:/r2", "-f", "-", input="2")
+    p.ok("finish", "commit", "left@master")
+    p.ok("finish", "commit", f"right@{txn}")
+    info = p.raw("inspect", "transaction")
+    assert info["id"] == txn and info["state"] == "OPEN" and info["active"]
+    assert [(o["op"], o["repo"]) for o in info["ops"]] == [("start_commit", "left"),
+                                                           ("start_commit", "right")]
+    # Nothing is visible before the transaction finishes.
+    assert {r: head(p, f"{r}@master") for r in before} == before
+
+    p.ok("finish", "transaction")
+    commits = p.wait(txn)
+    assert sorted(c["repo"] for c in commits) == ["left", "pairs", "right"]
+    jobs = p.jobs("-p", "pairs")
+    assert len(jobs) == 2  # the first job, then exactly one for both input commits
+    assert [j["id"] for j in p.jobs(txn)] == [txn]
+    assert set(p.text_tree("pairs@master")) == {"/l1r1", "/l1r2", "/l2r1", "/l2r2"}
+    listed = p.raw("list", "transaction")
+    assert [(t["id"], t["state"], t["active"]) for t in listed] == [(txn, "FINISHED", False)]
+
+    # Implicit commits: put file alone inside a transaction; they finish with it.
+    txn2 = p.ok("start", "transaction").strip()
+    p.ok("put", "file", "left@master:/l3", "-f", "-", input="3")
+    p.ok("put", "file", "right@master:/r3", "-f", "-", input="3")
+    p.ok("create", "branch", "left@snapshot", "--head", "master")
+    assert head(p, "left@master") == txn
+    p.ok("finish", "transaction", txn2)
+    p.wait(txn2)
+    assert head(p, "left@snapshot") == head(p, "left@master") == txn2
+    assert [j["id"] for j in p.jobs(txn2)] == [txn2]
+    assert len(p.jobs("-p", "pairs")) == 3
+    assert len(p.text_tree("pairs@master")) == 9
+
+
+def test_stop_transaction_leaves_nothing_behind(process_pipes: Pipes) -> None:
+    p = process_pipes
+    p.repo("data", {"a": "a"})
+    commits = p.raw("list", "commit", "data")
+    branches = p.raw("list", "branch", "data")
+
+    txn = p.ok("start", "transaction").strip()
+    p.ok("start", "commit", "data@master")
+    p.ok("put", "file", "data@master:/b", "-f", "-", input="b")
+    p.ok("create", "branch", "data@dev", "--head", "master")
+    p.ok("delete", "branch", "data@master")
+    assert p.raw("inspect", "transaction", txn)["active"]
+    p.ok("stop", "transaction")
+
+    assert p.raw("list", "transaction") == []
+    assert p.raw("list", "commit", "data") == commits
+    assert p.raw("list", "branch", "data") == branches
+    assert "not found" in p.t.fail("list", "commit", txn)
+    assert "not found" in p.t.fail("inspect", "transaction", txn)
+    # The root works as before: a new commit is an ordinary one.
+    new = p.put("data", {"b": "b"})
+    assert new != txn and head(p, "data@master") == new
+
+
+def test_transaction_errors_are_one_line(process_pipes: Pipes) -> None:
+    p = process_pipes
+    assert "no active transaction" in p.t.fail("finish", "transaction")
+    assert "no active transaction" in p.t.fail("stop", "transaction")
+    assert "no active transaction" in p.t.fail("inspect", "transaction")
+    assert "not found" in p.t.fail("resume", "transaction", "0" * 32)
+    p.repo("a", {"x": "x"})
+    txn = p.ok("start", "transaction").strip()
+    assert "already active" in p.t.fail("start", "transaction")
+    p.ok("start", "commit", "a@master")
+    assert "already has a commit" in p.t.fail("start", "commit", "a@other")
+    # A queued branch change is checked against the queue at once.
+    assert "not found" in p.t.fail("create", "branch", "a@b2", "--head", "nope")
+    p.ok("finish", "transaction")
+    assert "already finished" in p.t.fail("resume", "transaction", txn)
+    assert "already finished" in p.t.fail("finish", "transaction", txn)
+    p.ok("finish", "commit", "a@master")  # the commit outlives the transaction that started it
+    assert p.raw("inspect", "commit", "a@master")["state"] == "FINISHED"

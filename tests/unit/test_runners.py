@@ -1,0 +1,124 @@
+"""Runners in isolation: line-by-line logs with timestamps and streams, timeouts, cancellation.
+
+Each test runs one invocation against a scratch workspace with the process runner and, where
+bubblewrap can make namespaces here, the sandbox runner too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tusk.pps.logs import read_records, with_stderr
+from tusk.runners.base import Invocation, Runner, Workspace
+from tusk.runners.process import ProcessRunner
+from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+
+RUNNERS = ["process", pytest.param("sandbox", marks=pytest.mark.skipif(
+    not bwrap_usable(), reason="bubblewrap cannot create namespaces here"))]
+
+
+def make(kind: str) -> Runner:
+    return ProcessRunner() if kind == "process" else SandboxRunner()
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    w = Workspace(tmp_path / "ws")
+    w.out.mkdir(parents=True)
+    return w
+
+
+def lines(log: Path) -> list[dict]:
+    return [r for r in read_records(log)[0] if "line" in r]
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_lines_are_logged_with_stream_time_and_attempt(kind: str, ws: Workspace,
+                                                       tmp_path: Path) -> None:
+    log = tmp_path / "d.log"
+    before = time.time()
+    script = "echo one; echo two >&2; printf 'no newline'; cat >&2"
+    inv = Invocation(["bash", "-c", script], stdin=["from stdin"], attempt=2)
+    out = make(kind).run(ws, inv, log)
+    assert out.returncode == 0 and not out.cancelled and not out.timed_out
+    recs = lines(log)
+    got = sorted((r["stream"], r["line"]) for r in recs)
+    assert got == [("stderr", "from stdin"), ("stderr", "two"), ("stdout", "no newline"),
+                   ("stdout", "one")]
+    assert all(r["attempt"] == 2 and before <= r["ts"] <= time.time() for r in recs)
+    # Each stream keeps its own order.
+    assert [r["line"] for r in recs if r["stream"] == "stdout"] == ["one", "no newline"]
+    assert out.stderr_tail == ["two", "from stdin"]
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_timeout_kills_and_says_so(kind: str, ws: Workspace, tmp_path: Path) -> None:
+    log = tmp_path / "d.log"
+    t0 = time.monotonic()
+    out = make(kind).run(ws, Invocation(["bash", "-c", "echo started; sleep 30"], timeout=0.5), log)
+    assert time.monotonic() - t0 < 5
+    assert out.timed_out and not out.cancelled
+    recs = lines(log)
+    assert ("stdout", "started") in [(r["stream"], r["line"]) for r in recs]
+    assert recs[-1]["stream"] == "tusk" and "timed out" in recs[-1]["line"]
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_cancel_kills_the_process_group_promptly(kind: str, ws: Workspace, tmp_path: Path) -> None:
+    log = tmp_path / "d.log"
+    cancel = threading.Event()
+    # The shell's child (sleep) must die too, not only the shell: it holds the output pipe, so a
+    # surviving child would keep the runner waiting and the returned time would show it.
+    inv = Invocation(["bash", "-c", "echo going; sleep 30; echo never"], cancel=cancel)
+    set_at: list[float] = []
+
+    def fire() -> None:
+        set_at.append(time.monotonic())
+        cancel.set()
+
+    timer = threading.Timer(0.5, fire)
+    timer.start()
+    try:
+        out = make(kind).run(ws, inv, log)
+        returned = time.monotonic()
+    finally:
+        timer.cancel()
+    assert out.cancelled and not out.timed_out and out.returncode != 0
+    # The runner polls every 0.1 s; the margin is for a loaded test machine.
+    assert set_at and returned - set_at[0] < 0.8
+    texts = [r["line"] for r in lines(log)]
+    assert "going" in texts and "never" not in texts and texts[-1] == "datum cancelled"
+
+
+def test_cancel_set_before_start_stops_at_once(ws: Workspace, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    t0 = time.monotonic()
+    out = ProcessRunner().run(ws, Invocation(["sleep", "30"], cancel=cancel), tmp_path / "d.log")
+    assert out.cancelled and time.monotonic() - t0 < 0.5
+
+
+def test_missing_binary_is_an_error_line(ws: Workspace, tmp_path: Path) -> None:
+    log = tmp_path / "d.log"
+    out = ProcessRunner().run(ws, Invocation(["/no/such/binary"]), log)
+    assert out.returncode == 127 and "cannot run" in out.error
+    assert lines(log)[-1]["stream"] == "tusk"
+
+
+def test_large_stdin_and_output_do_not_deadlock(ws: Workspace, tmp_path: Path) -> None:
+    log = tmp_path / "d.log"
+    stdin = [f"line {i}" for i in range(50_000)]  # far more than a pipe buffer either way
+    out = ProcessRunner().run(ws, Invocation(["cat"], stdin=stdin), log)
+    assert out.returncode == 0
+    assert [r["line"] for r in lines(log)] == stdin
+
+
+def test_reason_quotes_the_last_stderr_lines() -> None:
+    assert with_stderr("exit code 3", []) == "exit code 3"
+    assert with_stderr("exit code 3", ["a", " ", "b", "c", "d"]) == "exit code 3; stderr: b | c | d"
+    long = with_stderr("x", ["y" * 500])
+    assert len(long) < 230 and long.endswith("...")
