@@ -49,6 +49,33 @@ def _root_binds() -> tuple[str, ...]:
     return tuple(args)
 
 
+@functools.cache
+def _interpreter_binds() -> tuple[str, ...]:
+    """Read-only binds for this Python's installation and import path when they live under a
+    directory the sandbox replaces (a venv or an editable checkout in /tmp, say): user code
+    that calls ``tusk`` or this interpreter (datum batching, spouts) must find them inside."""
+    import sys
+
+    import tusk
+
+    wanted = [sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(tusk.__file__).parent.parent),
+              *sys.path]
+    paths: list[str] = []
+    for entry in wanted:
+        path = os.path.realpath(entry) if entry else ""
+        if not path.startswith("/") or not os.path.isdir(path):
+            continue
+        if path.split("/")[1] not in _SKIP or path.split("/")[1] in ("proc", "dev", "sys"):
+            continue  # already visible through the top-level binds
+        paths.append(path)
+    args: list[str] = []
+    for path in sorted(set(paths)):
+        if any(path.startswith(other + "/") for other in paths):
+            continue  # inside a directory bound already
+        args += ["--ro-bind", path, path]
+    return tuple(args)
+
+
 class SandboxRunner:
     name = "sandbox"
 
@@ -57,7 +84,7 @@ class SandboxRunner:
 
     def command(self, ws: Workspace, inv: Invocation) -> list[str]:
         args = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--dir", "/pfs"]
+                *_interpreter_binds(), "--dir", "/pfs"]
         for name in inv.inputs:
             src = ws.pfs / name
             if src.exists():
