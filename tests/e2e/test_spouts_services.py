@@ -170,6 +170,8 @@ def test_crashing_spout_is_restarted_with_backoff(sp: Pipes, tmp_path: Path) -> 
     assert "restarts: " in info["reason"] and "exit code 3" in info["reason"], info["reason"]
     log = (p.root / "logs" / "default" / "crashy" / "service.log").read_text()
     assert log.count("crashing now") >= 3 and "exited: exit code 3" in log
+    shown = p.logs("crashy")  # 'tusk logs' shows what the supervised process printed
+    assert shown.count("crashing now") >= 3
     # A spout stays a spout: turning it into a transform in place is refused.
     line = p.t.fail("update", "pipeline", "-f", str(p.spec_file(
         spec("crashy", pfs_input("nothing"), ["true"]))))

@@ -198,6 +198,20 @@ class LogReader:
         """Every matching line so far: jobs oldest first, each job's datums merged by time."""
         for st in self._states():
             yield from self._read(st)
+        if not (self.q.job or self.q.datum or self.q.inputs):
+            yield from self._supervised()
+
+    def _supervised(self) -> Iterator[LogLine]:
+        """A spout's or service's output (``service.log``, written by the supervisor as plain
+        text). Its lines carry no time of their own, so they show the file's last write."""
+        path = self.base / "service.log"
+        try:
+            text = path.read_text(errors="replace")
+            ts = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
+            yield LogLine(self.q.pipeline, "service", "", ts, "output", line, 1)
 
     def follow(self, poll: float = 0.25) -> Iterator[LogLine]:
         """Matching lines as they are written. With a job in the query, returns once that job
