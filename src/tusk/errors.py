@@ -63,3 +63,29 @@ def exit_code(err: TuskError) -> int:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
     return 1
+
+
+# One place for the HTTP API's statuses (``tusk.api``). A client turns the status's error body
+# back into the same class, so a remote command fails with the same line and exit code.
+HTTP_STATUS: dict[type[TuskError], int] = {
+    TuskError: 400,
+    NotFound: 404,
+    AlreadyExists: 409,
+    InvalidArgument: 400,
+    FailedPrecondition: 412,
+    Conflict: 409,
+    Busy: 503,
+}
+
+
+def http_class(err: TuskError) -> type[TuskError]:
+    """The most specific class of ``err`` that has an HTTP status (and a name clients know)."""
+    for cls in type(err).__mro__:
+        if cls in HTTP_STATUS:
+            return cls  # type: ignore[return-value]
+    return TuskError
+
+
+def http_status(err: TuskError) -> int:
+    """The HTTP status for an error, by its most specific class."""
+    return HTTP_STATUS[http_class(err)]

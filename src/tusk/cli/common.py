@@ -1,4 +1,9 @@
-"""Helpers shared by the command modules: opening the service and common options."""
+"""Helpers shared by the command modules: opening the service and common options.
+
+With a server address (``TUSK_ADDRESS`` or a context, see ``tusk context``) ``pfs()`` and
+``pps()`` are HTTP proxies (``tusk.api.remote``) with the same methods, so commands run
+unchanged against a server.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +22,24 @@ def pfs() -> PfsService:
     """The PFS service of the current root (opened once per process)."""
     global _service
     if _service is None:
+        from tusk.config import current_context
+
+        ctx = current_context()
+        if ctx.address is not None:
+            from tusk.api.remote import Connection, RemotePfs
+
+            _service = RemotePfs(Connection(ctx.address, ctx.auth_token))  # type: ignore[assignment]
+            return _service  # type: ignore[return-value]
         from tusk.pfs.service import PfsService
 
         _service = PfsService.open()
         _service.wait_hook = _throttled_kick
     return _service
+
+
+def is_remote() -> bool:
+    """Whether commands go to a server (its own controller runs the jobs)."""
+    return getattr(pfs(), "remote", False)
 
 
 _last_kick = 0.0
@@ -44,6 +62,11 @@ def pps():  # type: ignore[no-untyped-def]
     """The PPS service over the same root."""
     global _pps
     if _pps is None:
+        if is_remote():
+            from tusk.api.remote import RemotePps
+
+            _pps = RemotePps(pfs())  # type: ignore[arg-type]
+            return _pps
         from tusk.pps.service import PpsService
 
         _pps = PpsService(pfs())
@@ -54,21 +77,11 @@ def kick() -> None:
     """Make sure a controller will process what the command just changed (embedded mode)."""
     import os
 
-    if os.environ.get("TUSK_NO_CONTROLLER"):
+    if os.environ.get("TUSK_NO_CONTROLLER") or is_remote():
         return
-    from sqlalchemy import select
+    from tusk.pps.controller import ensure_running_if_needed
 
-    from tusk.storage import schema
-
-    svc = pfs()
-    with svc.b.db.read() as conn:
-        t = schema.branch_triggers
-        if (conn.execute(select(schema.pipelines.c.id).limit(1)).first() is None and
-                conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is None):
-            return  # nothing a controller could do: no pipelines, no cron triggers
-    from tusk.pps.controller import ensure_running
-
-    ensure_running(svc.b.root)
+    ensure_running_if_needed(pfs())
 
 
 def project_option(f: Callable) -> Callable:

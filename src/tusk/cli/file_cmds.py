@@ -161,7 +161,8 @@ def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: s
     fref = parse_file(ref, project, require_path=not recursive)
     svc = pfs()
     info = svc.inspect_file(fref)
-    reader = svc.b.reader()
+    # Against a server the bytes stream from read_file; locally straight from the chunks.
+    reader = None if getattr(svc, "remote", False) else svc.b.reader()
     if info.type == "dir":
         if not recursive:
             raise InvalidArgument(f"{fref.path} is a directory; use -r -o DIR to download it")
@@ -175,17 +176,32 @@ def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: s
             for f in svc.walk_file(FileRef(fref.commit, fref.path)):
                 target = Path(out) / f.path[len(prefix):].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                _write_file(reader, f.chunks, target, 0)
+                _write_file(_copier(svc, reader, FileRef(fref.commit, f.path), f), target, 0)
         return
+    copy_to = _copier(svc, reader, fref, info)
     if out is None:
         sys.stdout.flush()
-        reader.copy_to_fd(info.chunks, sys.stdout.buffer.fileno(), offset)
+        copy_to(sys.stdout.buffer.fileno(), offset)
     else:
         target = Path(out)
         if target.is_dir():
             target = target / os.path.basename(fref.path)
         with _local_errors():
-            _write_file(reader, info.chunks, target, offset)
+            _write_file(copy_to, target, offset)
+
+
+def _copier(svc, reader, fref, info):  # type: ignore[no-untyped-def]
+    """A function (fd, offset) that writes the file's bytes to fd."""
+    if reader is not None:
+        return lambda fd, offset: reader.copy_to_fd(info.chunks, fd, offset)
+
+    def copy_remote(fd: int, offset: int) -> None:
+        for piece in svc.read_file(fref, offset):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
+
+    return copy_remote
 
 
 @contextlib.contextmanager
@@ -199,11 +215,11 @@ def _local_errors() -> Iterator[None]:
         raise TuskError(f"cannot write {e.filename or 'output'}: {e.strerror or e}") from None
 
 
-def _write_file(reader, chunks, target: Path, offset: int) -> None:  # type: ignore[no-untyped-def]
+def _write_file(copy_to, target: Path, offset: int) -> None:  # type: ignore[no-untyped-def]
     tmp = target.with_name(f".{target.name}.tusk-partial")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        reader.copy_to_fd(chunks, fd, offset)
+        copy_to(fd, offset)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)

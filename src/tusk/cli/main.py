@@ -89,6 +89,7 @@ draw = _verb("draw", "Draw the DAG of repos and pipelines as text.")
 run = _verb("run", "Run something now (a cron tick).")
 restart = _verb("restart", "Restart datums of a running job.")
 next_ = _verb("next", "Move datum-batching user code on to the next datum.")
+context = _verb("context", "Name tusk servers and choose where commands go ('local': this root).")
 
 
 def main() -> None:
@@ -98,12 +99,14 @@ def main() -> None:
         batch_cmds,
         branch_cmds,
         commit_cmds,
+        context_cmds,
         file_cmds,
         lifecycle_cmds,
         lineage_cmds,
         log_cmds,
         pps_cmds,
         repo_cmds,
+        serve_cmds,
         txn_cmds,
     )
 

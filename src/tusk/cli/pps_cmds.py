@@ -55,7 +55,10 @@ def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
         pps().create_pipeline(spec, dry_run=dry_run)
         if dry_run:
             click.echo(f"pipeline {spec.name}: valid; would create output repo {spec.name}")
-    _say_runner()
+    from tusk.cli.common import is_remote
+
+    if not is_remote():  # a server's runner is the server's business
+        _say_runner()
 
 
 def _say_runner() -> None:

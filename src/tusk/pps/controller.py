@@ -14,6 +14,7 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -180,8 +181,9 @@ class Controller:
             self.pfs.seal_commit(conn, job.commit_pk, None, 0, 0, reason)
         self.say(f"job {job.job_id}: UNRUNNABLE: {reason}")
 
-    def serve(self, idle: float = IDLE_SECONDS, lock_fd: int | None = None) -> None:
-        """Work until idle for ``idle`` seconds (forever if idle <= 0).
+    def serve(self, idle: float = IDLE_SECONDS, lock_fd: int | None = None,
+              stop: threading.Event | None = None) -> None:
+        """Work until idle for ``idle`` seconds (forever if idle <= 0), or until ``stop`` is set.
 
         ``lock_fd`` is the lock this controller holds when it should hand over on exit (the
         background controller); a caller that holds the lock itself passes None and releases
@@ -190,7 +192,7 @@ class Controller:
         last = time.monotonic()
         root = self.b.root
         delay = POLL
-        while True:
+        while stop is None or not stop.is_set():
             if self.step():
                 last = time.monotonic()
                 delay = POLL
@@ -211,9 +213,25 @@ class Controller:
                     if lock_fd is None:
                         return  # another controller took over
                 last = time.monotonic()
-            time.sleep(delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
             # Back off while nothing happens, so an idle controller costs next to nothing.
             delay = min(delay * 1.5, MAX_POLL)
+
+
+def ensure_running_if_needed(pfs: PfsService) -> None:
+    """Start a background controller if there is anything it could do (pipelines or cron
+    triggers) and none is running; what the CLI and the embedded SDK do after a change."""
+    if os.environ.get("TUSK_NO_CONTROLLER"):
+        return
+    t = s.branch_triggers
+    with pfs.b.db.read() as conn:
+        if (conn.execute(select(s.pipelines.c.id).limit(1)).first() is None and
+                conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is None):
+            return  # nothing a controller could do: no pipelines, no cron triggers
+    ensure_running(pfs.b.root)
 
 
 def ensure_running(root: Path) -> bool:

@@ -1,0 +1,332 @@
+"""The HTTP API: a thin RPC layer over the same service methods the CLI calls.
+
+``POST /v1/pfs/<method>`` and ``POST /v1/pps/<method>`` take the method's keyword arguments as
+a JSON object (``codec.py``) and answer ``{"result": ...}``; only the methods listed in
+``methods.py`` exist. Iterators answer JSON lines (``{"item": ...}`` each, ``{"error": ...}``
+if one fails mid-way); ``read_file`` answers the file's bytes as they are read. Writes go
+through write sessions: ``POST /v1/pfs/modify`` opens one, ``/v1/sessions/<id>/put_stream``
+feeds a request body straight into the session's chunk writer, ``close`` lands the commit.
+Neither side holds a file in memory. Errors answer ``{"error": {"type", "message"}}`` with the
+status from ``errors.HTTP_STATUS``; an unexpected exception is a 500 with one line, and the
+server keeps serving. With a token, every call but ``/v1/health`` (and the OpenAPI schema
+and docs, which describe but do not touch data) needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import inspect
+import json
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio.from_thread
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from tusk.api import codec
+from tusk.api.methods import BYTES, PFS_METHODS, PPS_METHODS, SESSION, STREAM, TRANSACTION_HEADER
+from tusk.errors import InvalidArgument, NotFound, TuskError, http_class, http_status
+
+if TYPE_CHECKING:
+    from tusk.pfs.files import FileSession
+    from tusk.pfs.service import PfsService
+
+PUBLIC_PATHS = {"/v1/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+SESSION_IDLE = 3600.0  # an abandoned write session is aborted after this many idle seconds
+
+
+def error_body(err: TuskError) -> dict[str, Any]:
+    return {"error": {"type": http_class(err).__name__, "message": err.message}}
+
+
+def _error_response(err: BaseException) -> JSONResponse:
+    if isinstance(err, TuskError):
+        return JSONResponse(error_body(err), status_code=http_status(err))
+    traceback.print_exception(err, file=sys.stderr)  # a bug: the server log keeps the traceback
+    text = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
+    return JSONResponse({"error": {"type": "InternalError", "message": text}}, status_code=500)
+
+
+class _BearerAuth:
+    """ASGI middleware: refuse requests without the server's token (constant-time compare)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+            got = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(got, self.expected):
+                msg = "missing or wrong auth token: set TUSK_AUTH_TOKEN or the context's --auth-token"
+                resp = JSONResponse({"error": {"type": "Unauthorized", "message": msg}}, status_code=401,
+                                    headers={"WWW-Authenticate": "Bearer"})
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _BodyStream:
+    """The request body as a blocking binary stream, for a sync endpoint (runs in a worker thread).
+
+    Reads pull the next pieces from the event loop as they arrive, so the body never sits in
+    memory whole; uvicorn stops reading the socket while we have not taken what it has.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._it = request.stream().__aiter__()
+        self._buf = bytearray()
+        self._done = False
+
+    async def _next(self) -> bytes:
+        return await self._it.__anext__()
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buf) < n):
+            try:
+                piece = anyio.from_thread.run(self._next)
+            except StopAsyncIteration:
+                self._done = True
+                break
+            self._buf += piece
+        if n < 0 or n >= len(self._buf):
+            out = bytes(self._buf)
+            self._buf.clear()
+        else:
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class _Session:
+    def __init__(self, fs: FileSession) -> None:
+        self.fs = fs
+        self.lock = threading.Lock()
+        self.used = time.monotonic()
+
+
+class Api:
+    """The server's state: the root's service and the open write sessions."""
+
+    def __init__(self, pfs: PfsService) -> None:
+        self.pfs = pfs
+        self.sessions: dict[str, _Session] = {}
+        self.lock = threading.Lock()
+
+    def pfs_for(self, request: Request) -> PfsService:
+        """A per-request view of the service carrying the caller's transaction, if any."""
+        svc = copy.copy(self.pfs)
+        svc.transaction = request.headers.get(TRANSACTION_HEADER) or None
+        return svc
+
+    def target(self, domain: str, request: Request) -> Any:
+        svc = self.pfs_for(request)
+        if domain == "pfs":
+            return svc
+        from tusk.pps.service import PpsService
+
+        return PpsService(svc)
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def open_session(self, fs: FileSession) -> str:
+        sid = uuid.uuid4().hex
+        with self.lock:
+            self.sessions[sid] = _Session(fs)
+            stale = [k for k, s in self.sessions.items() if time.monotonic() - s.used > SESSION_IDLE]
+        for k in stale:
+            self.end_session(k, abort=True)
+        return sid
+
+    def session(self, sid: str) -> _Session:
+        with self.lock:
+            s = self.sessions.get(sid)
+        if s is None:
+            raise NotFound(f"write session {sid} not found (it was closed or timed out)")
+        s.used = time.monotonic()
+        return s
+
+    def end_session(self, sid: str, abort: bool) -> Any:
+        with self.lock:
+            s = self.sessions.pop(sid, None)
+        if s is None:
+            raise NotFound(f"write session {sid} not found (it was closed or timed out)")
+        with s.lock:
+            if abort:
+                s.fs.__exit__(InvalidArgument, None, None)
+                return None
+            s.fs.__exit__(None, None, None)  # lands the changes (or raises), then unlocks
+            return s.fs.commit
+
+
+def _call(method: Callable, name: str, kwargs: dict[str, Any]) -> Any:
+    args = codec.decode(kwargs)
+    if not isinstance(args, dict):
+        raise InvalidArgument(f"{name}: the request body must be a JSON object of arguments")
+    try:
+        inspect.signature(method).bind(**args)
+    except TypeError as e:
+        raise InvalidArgument(f"{name}: {e}") from None
+    return method(**args)
+
+
+def _json_lines(first: Any, rest: Iterator[Any]) -> Iterator[bytes]:
+    yield (json.dumps({"item": codec.encode(first)}) + "\n").encode()
+    try:
+        for item in rest:
+            yield (json.dumps({"item": codec.encode(item)}) + "\n").encode()
+    except Exception as e:  # the status is sent already: the error is the last line
+        body = json.loads(_error_response(e).body)
+        yield (json.dumps(body) + "\n").encode()
+
+
+_END = object()
+
+
+def _endpoint(api: Api, domain: str, name: str, kind: str) -> Callable[..., Response]:
+    def endpoint(request: Request, body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
+        try:
+            svc = api.target(domain, request)
+            result = _call(getattr(svc, name), name, body)
+            if kind == SESSION:
+                return JSONResponse({"result": api.open_session(result)})
+            if kind == BYTES:
+                return StreamingResponse(result, media_type="application/octet-stream")
+            if kind == STREAM:
+                it = iter(result)
+                first = next(it, _END)  # errors before the first item get their own status
+                if first is _END:
+                    return Response(b"", media_type="application/x-ndjson")
+                return StreamingResponse(_json_lines(first, it), media_type="application/x-ndjson")
+            return JSONResponse({"result": codec.encode(result)})
+        except Exception as e:
+            return _error_response(e)
+
+    endpoint.__name__ = f"{domain}_{name}"
+    return endpoint
+
+
+def _describe(cls: type, name: str) -> tuple[str, str]:
+    method = getattr(cls, name)
+    doc = inspect.getdoc(method) or ""
+    sig = str(inspect.signature(method)).replace("(self, ", "(").replace("(self)", "()")
+    summary = doc.splitlines()[0] if doc else name.replace("_", " ")
+    return summary, f"`{name}{sig}`\n\n{doc}\n\nBody: a JSON object of these keyword arguments."
+
+
+def create_app(pfs: PfsService, token: str | None) -> Any:
+    """The ASGI application over one opened root (``token``: None serves without auth)."""
+    from tusk.pfs.service import PfsService
+    from tusk.pps.service import PpsService
+
+    api = Api(pfs)
+    app = FastAPI(title="tusk", version=_version(),
+                  description="Pachyderm-style data versioning and pipelines. Each route calls "
+                              "the service method of the same name (see the tusk SDK).")
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        msg = f"bad request: {first.get('msg', 'invalid body')} at {'.'.join(map(str, first.get('loc', ())))}"
+        return JSONResponse({"error": {"type": "InvalidArgument", "message": msg}}, status_code=400)
+
+    @app.get("/v1/health", tags=["server"])
+    def health() -> dict[str, Any]:
+        """Whether the server answers, and its version."""
+        return {"ok": True, "version": _version()}
+
+    for domain, table, cls in (("pfs", PFS_METHODS, PfsService), ("pps", PPS_METHODS, PpsService)):
+        for name, kind in table.items():
+            summary, description = _describe(cls, name)
+            app.add_api_route(f"/v1/{domain}/{name}", _endpoint(api, domain, name, kind),
+                              methods=["POST"], summary=summary, description=description,
+                              tags=[domain], response_model=None)
+
+    @app.post("/v1/sessions/{sid}/put_stream", tags=["sessions"], response_model=None)
+    def put_stream(sid: str, path: str, request: Request, append: bool = False) -> Response:
+        """Write the request body (streamed, any size) to ``path`` in the session's commit."""
+        try:
+            s = api.session(sid)
+            with s.lock:
+                s.fs.put_stream(path, _BodyStream(request), append)  # type: ignore[arg-type]
+            return JSONResponse({"result": None})
+        except Exception as e:
+            return _error_response(e)
+
+    @app.post("/v1/sessions/{sid}/{op}", tags=["sessions"], response_model=None)
+    def session_op(sid: str, op: str, body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
+        """``delete`` {path, recursive}, ``copy`` {src, dest, append}, ``close`` or ``abort``."""
+        try:
+            if op in ("close", "abort"):
+                return JSONResponse({"result": codec.encode(api.end_session(sid, op == "abort"))})
+            if op not in ("delete", "copy"):
+                raise NotFound(f"no session operation {op!r}")
+            s = api.session(sid)
+            with s.lock:
+                result = _call(getattr(s.fs, op), op, body)
+            return JSONResponse({"result": codec.encode(result)})
+        except Exception as e:
+            return _error_response(e)
+
+    return _BearerAuth(app, token) if token else app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tusk")
+    except PackageNotFoundError:
+        return "0"
+
+
+def serve(host: str, port: int, token: str | None, say: Callable[[str], None] = print) -> None:
+    """Run the root's controller and the HTTP API until interrupted (one server per root)."""
+    import uvicorn
+
+    from tusk.errors import Busy
+    from tusk.pfs.service import PfsService
+    from tusk.pps.controller import Controller, release, try_lock
+
+    pfs = PfsService.open()
+    fd = try_lock(pfs.b.root)
+    if fd is None:
+        raise Busy(f"a controller already runs for {pfs.b.root} (another 'tusk serve', or a background"
+                   " controller that exits when idle); stop it or try again shortly")
+    stop = threading.Event()
+    ctl = Controller(PfsService.open(pfs.b.root))
+
+    def run_controller() -> None:
+        while not stop.is_set():
+            try:
+                ctl.serve(idle=0, lock_fd=None, stop=stop)
+            except Exception:  # a controller bug must not take the API down; log and go on
+                traceback.print_exc()
+                stop.wait(1.0)
+
+    thread = threading.Thread(target=run_controller, name="tusk-controller", daemon=True)
+    app = create_app(pfs, token)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False, timeout_graceful_shutdown=5))
+    thread.start()
+    try:
+        say(f"tusk serve: listening on http://{host}:{port} (root {pfs.b.root}); API docs at /docs")
+        server.run()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        ctl.supervisor.stop_all()
+        release(fd)
