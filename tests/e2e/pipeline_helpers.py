@@ -198,6 +198,17 @@ def pfs_input(repo: str, glob: str = "/*", **kw: Any) -> dict[str, Any]:
     return {"pfs": {"repo": repo, "glob": glob, **kw}}
 
 
+def until(check: Any, timeout: float = 40, what: str = "condition", every: float = 0.1) -> Any:
+    """Poll ``check()`` until it returns something truthy (returned); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def spec(name: str, input: dict[str, Any], cmd: list[str], stdin: list[str] | None = None,
          **top: Any) -> dict[str, Any]:
     """A minimal Pachyderm pipeline spec; ``top`` adds top-level fields, ``transform`` merges."""

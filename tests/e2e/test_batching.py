@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from pipeline_helpers import Pipes, bash, bwrap_usable, pfs_input, spec
+from pipeline_helpers import until as _until
 
 pytestmark = pytest.mark.e2e
 
@@ -149,15 +149,6 @@ def test_next_datum_outside_a_batching_pipeline(tusk: object) -> None:
     line = tusk.fail("next", "datum")  # type: ignore[attr-defined]
     assert "datum_batching" in line
 
-
-def _until(check, timeout: float = 30, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _alive(pid: int) -> bool:

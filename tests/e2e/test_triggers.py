@@ -9,25 +9,16 @@ pipeline (on a branch of its own, ``<pipeline>-trigger-1``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from pipeline_helpers import Pipes, bash, pfs_input, process_pipes_fixture, spec  # noqa: F401
+from pipeline_helpers import until as _until
 
 pytestmark = pytest.mark.e2e
 
 COPY = bash("cp -r /pfs/data/* /pfs/out/ 2>/dev/null || true")
 
-
-def _until(check, timeout: float = 40, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def branch(p: Pipes, ref: str) -> dict[str, Any]:
