@@ -76,9 +76,8 @@ class Controller:
 
     def _cron_triggers(self) -> bool:
         """Whether a branch has a cron trigger: someone must be awake to fire it on time."""
-        t = s.branch_triggers
         with self.b.db.read() as conn:
-            return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
+            return has_cron_triggers(conn)
 
     def step(self) -> bool:
         """Create missing jobs and run at most one job; True if anything happened."""
@@ -221,15 +220,18 @@ class Controller:
             delay = min(delay * 1.5, MAX_POLL)
 
 
+def has_cron_triggers(conn) -> bool:  # type: ignore[no-untyped-def]
+    t = s.branch_triggers
+    return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
+
+
 def ensure_running_if_needed(pfs: PfsService) -> None:
     """Start a background controller if there is anything it could do (pipelines or cron
     triggers) and none is running; what the CLI and the embedded SDK do after a change."""
     if os.environ.get("TUSK_NO_CONTROLLER"):
         return
-    t = s.branch_triggers
     with pfs.b.db.read() as conn:
-        if (conn.execute(select(s.pipelines.c.id).limit(1)).first() is None and
-                conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is None):
+        if conn.execute(select(s.pipelines.c.id).limit(1)).first() is None and not has_cron_triggers(conn):
             return  # nothing a controller could do: no pipelines, no cron triggers
     ensure_running(pfs.b.root)
 
