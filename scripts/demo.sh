@@ -4,7 +4,7 @@
 # `put file` runs only the new datum.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+TUSK_NO_BROWSER=1 bash scripts/setup.sh  # the demo needs no browser
 REPO_DIR=$PWD
 export PATH="$PWD/.venv/bin:$PATH"
 export TUSK_ROOT="${TUSK_ROOT:-$(mktemp -d)/tusk}"

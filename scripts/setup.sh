@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-    || echo "setup: could not install bubblewrap; pipelines will use the process runner" >&2
+# Also installs Debian's chromium, which the web console's browser tests drive (Playwright with
+# its executable path; Playwright's own browser download needs a network we do not have).
+apt_missing=()
+command -v bwrap >/dev/null 2>&1 || apt_missing+=(bubblewrap)
+[ -n "${TUSK_NO_BROWSER:-}" ] || command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+if [ ${#apt_missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq "${apt_missing[@]}") >/dev/null 2>&1 \
+    || echo "setup: could not install ${apt_missing[*]}; sandboxed pipelines or browser tests will be skipped" >&2
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -34,13 +34,14 @@ PPS_METHODS: dict[str, str] = {
     "delete_pipeline": CALL, "stop_pipeline": CALL, "start_pipeline": CALL,
     "rerun_pipeline": CALL, "pipeline_history": CALL, "user_spec": CALL, "run_cron": CALL,
     "draw": CALL,
-    "list_jobs": CALL, "inspect_job": CALL, "stop_job": CALL, "delete_job": CALL,
+    "list_jobs": CALL, "inspect_job": CALL, "subscribe_jobs": STREAM, "stop_job": CALL,
+    "delete_job": CALL,
     "list_datums": CALL, "preview_datums": CALL, "restart_datum": CALL,
     "logs": STREAM,
     "lineage": CALL, "lineage_downstream": CALL, "explain_job": CALL,
 }
 
 # What a write session (``FileSession``) does over HTTP; put_stream takes the request body.
-SESSION_OPS = ("put_stream", "delete", "copy", "close", "abort")
+SESSION_OPS = ("put_stream", "put_tar", "delete", "copy", "close", "abort")
 
 TRANSACTION_HEADER = "X-Tusk-Transaction"

@@ -266,6 +266,18 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
         except Exception as e:
             return _error_response(e)
 
+    @app.post("/v1/sessions/{sid}/put_tar", tags=["sessions"], response_model=None)
+    def put_tar(sid: str, request: Request, dest: str = "/", append: bool = False) -> Response:
+        """Put every regular file of the tar stream in the request body (optionally gzipped)
+        under ``dest``: one request for a whole directory. Answers how many files it put."""
+        try:
+            s = api.session(sid)
+            with s.lock:
+                n = s.fs.put_tar(_BodyStream(request), dest, append)  # type: ignore[arg-type]
+            return JSONResponse({"result": n})
+        except Exception as e:
+            return _error_response(e)
+
     @app.post("/v1/sessions/{sid}/{op}", tags=["sessions"], response_model=None)
     def session_op(sid: str, op: str, body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
         """``delete`` {path, recursive}, ``copy`` {src, dest, append}, ``close`` or ``abort``."""

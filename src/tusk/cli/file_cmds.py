@@ -107,8 +107,7 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
             for item in items:
                 if untar:
                     with _open_source(item) as stream:
-                        for path, member in src.iter_tar(stream, dest or "/"):
-                            session.put_stream(path, member, append, bar)
+                        session.put_tar(stream, dest or "/", append, bar)
                 elif item == "-":
                     session.put_stream(src.destination(item, dest, many), sys.stdin.buffer, append, bar)
                 elif src.is_url(item):

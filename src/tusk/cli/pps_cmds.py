@@ -7,7 +7,7 @@ import sys
 import click
 
 from tusk.cli.common import kick, pps, project_option
-from tusk.cli.main import cli, create, delete, inspect, list_, start, stop, update, validate, wait
+from tusk.cli.main import cli, create, delete, inspect, list_, start, stop, subscribe, update, validate, wait
 from tusk.cli.output import ago, emit, err, fmt_of, output_options
 
 
@@ -252,6 +252,23 @@ def wait_job(ref: str, timeout: float | None, project: str | None) -> None:
     click.echo(j.state)
     if j.state != "SUCCESS":
         raise SystemExit(1)
+
+
+@subscribe.command("job")
+@click.argument("pipeline", required=False)
+@click.option("--new", "new_only", is_flag=True, help="Only jobs created from now on.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@project_option
+@output_options
+def subscribe_job(pipeline: str | None, new_only: bool, timeout: float | None, project: str | None,
+                  fmt: str, raw: bool) -> None:
+    """Print a job when it starts and whenever its state or progress changes (until interrupted)."""
+    import json
+
+    kick()
+    f = fmt_of(fmt, raw)
+    for j in pps().subscribe_jobs(pipeline, project or "default", new_only, timeout):
+        click.echo(json.dumps(j.to_dict()) if f != "table" else "  ".join(map(str, _job_rows([j])[0])))
 
 
 @list_.command("datum")

@@ -105,6 +105,19 @@ class FileSession:
         path = normalize_path(path, allow_root=False)
         self._add(path, self.writer.write_stream(stream, progress), append)
 
+    def put_tar(self, stream: BinaryIO, dest_dir: str = "/", append: bool = False,
+                progress=None) -> int:  # type: ignore[no-untyped-def]
+        """Put the regular files of a (possibly gzipped) tar stream under ``dest_dir``, reading
+        it once front to back; returns how many. Each member's name is its path below
+        ``dest_dir``. This is ``--untar``, and how a remote client sends a directory."""
+        from tusk.pfs.sources import iter_tar
+
+        n = 0
+        for path, member in iter_tar(stream, dest_dir):
+            self.put_stream(path, member, append, progress)
+            n += 1
+        return n
+
     def put_many(self, items: Iterable[tuple[str, Path | str]], append: bool = False, progress=None,  # type: ignore[no-untyped-def]
                  normalized: bool = False) -> int:
         """Put many local files; returns how many.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import update as sql_update
 
 from tusk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -306,6 +306,47 @@ class PpsService:
             if deadline is not None and time.monotonic() > deadline:
                 raise FailedPrecondition(f"timed out waiting for job {pipeline}@{job_id}")
             time.sleep(0.1)
+
+    def subscribe_jobs(self, pipeline: str | None = None, project: str = "default",
+                       new_only: bool = False, timeout: float | None = None) -> Iterator[JobInfo]:
+        """Yield a job when it appears and again each time its state or progress changes
+        (of one pipeline, or all); runs until ``timeout`` seconds pass, or forever.
+
+        Each poll reads only from the oldest job still running on, so a long history costs
+        nothing once its jobs are done.
+        """
+        jobs, pipes = s.jobs, s.pipelines
+        pipe_id = self._row(pipeline, project).id if pipeline is not None else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        floor = 0
+        if new_only:
+            with self.b.db.read() as conn:
+                floor = conn.execute(select(func.max(jobs.c.id))).scalar() or 0
+        last: dict[int, tuple] = {}
+        while True:
+            with self.b.db.read() as conn:
+                q = (select(jobs, pipes.c.project, pipes.c.name)
+                     .select_from(jobs.join(pipes, jobs.c.pipeline_id == pipes.c.id))
+                     .where(jobs.c.id > floor).order_by(jobs.c.id))
+                if pipe_id is not None:
+                    q = q.where(jobs.c.pipeline_id == pipe_id)
+                rows = conn.execute(q).all()
+            running: list[int] = []
+            for r in rows:
+                info = self._job_info(None, r, r)
+                key = (info.state, info.processed, info.skipped, info.failed, info.recovered,
+                       info.total, info.reason)
+                if last.get(r.id) != key:
+                    last[r.id] = key
+                    yield info
+                if not info.done:
+                    running.append(r.id)
+            if rows:
+                floor = (min(running) - 1) if running else rows[-1].id
+                last = {k: v for k, v in last.items() if k > floor}
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
 
     def _job_row(self, pipeline: str, job_id: str | None, project: str):  # type: ignore[no-untyped-def]
         pipe = self._row(pipeline, project)
