@@ -114,6 +114,9 @@ def test_pipeline_commands(remote: Any) -> None:
     assert cid in [j["id"] for j in jobs] and all(j["state"] == "SUCCESS" for j in jobs)
     datums = remote.json("list", "datum", f"upper@{cid}", "--raw")
     assert sorted(d["state"] for d in datums) == ["SKIPPED", "SUCCESS"]
+    ran = next(d for d in datums if d["state"] == "SUCCESS")
+    shown = remote.json("inspect", "datum", f"upper@{cid}", ran["id"][:10], "--raw")
+    assert shown["id"] == ran["id"] and shown["files"] == ["words:/b.txt"] and shown["stderr"] == []
     assert remote.ok("get", "file", "upper@master:/b.txt") == "WORLD"
     logs = remote.ok("logs", "-p", "upper", "-j", cid)
     assert "did /pfs/words/b.txt" in logs

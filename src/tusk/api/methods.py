@@ -36,7 +36,7 @@ PPS_METHODS: dict[str, str] = {
     "draw": CALL,
     "list_jobs": CALL, "inspect_job": CALL, "subscribe_jobs": STREAM, "stop_job": CALL,
     "delete_job": CALL,
-    "list_datums": CALL, "preview_datums": CALL, "restart_datum": CALL,
+    "list_datums": CALL, "inspect_datum": CALL, "preview_datums": CALL, "restart_datum": CALL,
     "logs": STREAM,
     "lineage": CALL, "lineage_downstream": CALL, "explain_job": CALL,
 }

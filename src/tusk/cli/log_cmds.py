@@ -50,16 +50,12 @@ def inspect_datum(ref: str, datum: str, project: str | None, fmt: str, raw: bool
     """Show a datum of a job (ID or prefix): state, files, attempts and, if it failed, the
     last lines it printed to stderr."""
     from tusk.errors import InvalidArgument
-    from tusk.pps.logs import TAIL_LINES, find_datum, stderr_tail
 
     name, at, jid = ref.partition("@")
     if not at or not name or not jid:
         raise InvalidArgument(f"{ref!r} is not a job: write pipeline@<job id>")
-    proj = project or "default"
-    svc = pps()
-    d = find_datum(svc, name, jid, datum, proj)
-    # A skipped datum's lines are in the log of the job that last ran it.
-    tail = stderr_tail(svc.b.root, proj, name, d.job or jid, d.id, TAIL_LINES)
+    d = pps().inspect_datum(name, jid, datum, project or "default")
+    tail = list(d.extra.get("stderr", []))
     data = {**d.to_dict(), "stderr": tail}
     data.pop("extra", None)
     rows = [["ID", d.id], ["Job", d.job or jid], ["State", d.state],

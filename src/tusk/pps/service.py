@@ -397,6 +397,18 @@ class PpsService:
                 out.append(self._datum_info(r, job.job_id))
         return out
 
+    def inspect_datum(self, pipeline: str, job_id: str, datum: str,
+                      project: str = "default") -> DatumInfo:
+        """One datum of a job, by ID or unique prefix, with the last stderr lines of its last
+        attempt in ``extra["stderr"]`` (a skipped datum's come from the job that ran it)."""
+        from dataclasses import replace
+
+        from tusk.pps.logs import TAIL_LINES, find_datum, stderr_tail
+
+        d = find_datum(self, pipeline, job_id, datum, project)
+        tail = stderr_tail(self.b.root, project, pipeline, d.job or job_id, d.id, TAIL_LINES)
+        return replace(d, extra={**d.extra, "stderr": tail})
+
     def _datum_info(self, r, job_id: str) -> DatumInfo:  # type: ignore[no-untyped-def]
         inputs = msgpack.unpackb(r.inputs)
         return DatumInfo(r.datum_id, STATE_OF.get(r.state, r.state.upper()), job_id,
