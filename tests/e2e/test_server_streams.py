@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-
 from server_helpers import remote_tusk, running_server
 
 pytestmark = pytest.mark.e2e
@@ -124,10 +123,10 @@ def test_subscribe_commit_streams_while_commits_happen(remote: Any) -> None:
 def test_subscribe_job_and_follow_logs_while_a_job_runs(remote: Any) -> None:
     remote.ok("create", "repo", "words")
     spec = {"pipeline": {"name": "slow"}, "input": {"pfs": {"repo": "words", "glob": "/*"}},
-            "transform": {"cmd": ["sh", "-c",
-                                  "echo started $(ls /pfs/words); "
-                                  "while [ ! -e /tmp/tusk-release-$(ls /pfs/words) ]; do sleep 0.1; done; "
-                                  "echo finished; cp /pfs/words/* /pfs/out/"]}}
+            "transform": {"cmd": ["sh", "-c", (
+                "echo started $(ls /pfs/words); "
+                "while [ ! -e /tmp/tusk-release-$(ls /pfs/words) ]; do sleep 0.1; done; "
+                "echo finished; cp /pfs/words/* /pfs/out/")]}}
     remote.write("slow.json", json.dumps(spec))
     remote.ok("create", "pipeline", "-f", "slow.json")
     token = f"{time.time_ns()}"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from tusk.errors import InvalidArgument
 from tusk.pfs.model import BranchInfo, CommitInfo, CommitSetInfo, FileInfo, RepoInfo
@@ -274,7 +274,7 @@ class Client:
     def close(self) -> None:
         self.pfs.service.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

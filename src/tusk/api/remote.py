@@ -19,7 +19,15 @@ from typing import Any, BinaryIO, Self
 
 from tusk import errors
 from tusk.api import codec
-from tusk.api.methods import BYTES, CALL, PFS_METHODS, PPS_METHODS, SESSION, STREAM, TRANSACTION_HEADER
+from tusk.api.methods import (
+    BYTES,
+    CALL,
+    PFS_METHODS,
+    PPS_METHODS,
+    SESSION,
+    STREAM,
+    TRANSACTION_HEADER,
+)
 
 PIECE = 1 << 20
 
@@ -228,6 +236,13 @@ def _pieces(stream: BinaryIO, progress: Callable[[int], None] | None) -> Iterato
         yield piece
 
 
+def _open_local(local: Path | str) -> BinaryIO:
+    try:
+        return open(local, "rb")
+    except OSError as e:
+        raise errors.InvalidArgument(f"{local}: {e.strerror}") from None
+
+
 def tar_stream(items: Iterable[tuple[str, Path | str]],
                progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """A POSIX (pax) tar of local files named by their destination paths, made piece by piece:
@@ -237,11 +252,7 @@ def tar_stream(items: Iterable[tuple[str, Path | str]],
 
     pending = bytearray()
     for dest, local in items:
-        try:
-            f = open(local, "rb")
-        except OSError as e:
-            raise errors.InvalidArgument(f"{local}: {e.strerror}") from None
-        with f:
+        with _open_local(local) as f:
             size = os.fstat(f.fileno()).st_size
             info = tarfile.TarInfo(dest.lstrip("/"))
             info.size, info.mode = size, 0o644

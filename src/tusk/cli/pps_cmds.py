@@ -7,7 +7,19 @@ import sys
 import click
 
 from tusk.cli.common import kick, pps, project_option
-from tusk.cli.main import cli, create, delete, inspect, list_, start, stop, subscribe, update, validate, wait
+from tusk.cli.main import (
+    cli,
+    create,
+    delete,
+    inspect,
+    list_,
+    start,
+    stop,
+    subscribe,
+    update,
+    validate,
+    wait,
+)
 from tusk.cli.output import ago, emit, err, fmt_of, output_options
 
 
