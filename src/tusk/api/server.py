@@ -10,6 +10,7 @@ Neither side holds a file in memory. Errors answer ``{"error": {"type", "message
 status from ``errors.HTTP_STATUS``; an unexpected exception is a 500 with one line, and the
 server keeps serving. With a token, every call but ``/v1/health`` (and the OpenAPI schema
 and docs, which describe but do not touch data) needs ``Authorization: Bearer <token>``.
+The web console's page and assets (``console.py``) are public too; the calls it makes are not.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tusk.api import codec
+from tusk.api.console import is_console_path, mount_console
 from tusk.api.methods import BYTES, PFS_METHODS, PPS_METHODS, SESSION, STREAM, TRANSACTION_HEADER
 from tusk.errors import InvalidArgument, NotFound, TuskError, http_class, http_status
 
@@ -63,7 +65,8 @@ class _BearerAuth:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and scope["path"] not in PUBLIC_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in PUBLIC_PATHS and not is_console_path(path):
             got = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(got, self.expected):
                 msg = "missing or wrong auth token: set TUSK_AUTH_TOKEN or the context's --auth-token"
@@ -188,7 +191,7 @@ def _json_lines(first: Any, rest: Iterator[Any]) -> Iterator[bytes]:
     try:
         for item in rest:
             yield (json.dumps({"item": codec.encode(item)}) + "\n").encode()
-    except Exception as e:  # the status is sent already: the error is the last line
+    except Exception as e:  # noqa: BLE001 (the status is sent already: the error is the last line)
         body = json.loads(_error_response(e).body)
         yield (json.dumps(body) + "\n").encode()
 
@@ -212,7 +215,7 @@ def _endpoint(api: Api, domain: str, name: str, kind: str) -> Callable[..., Resp
                     return Response(b"", media_type="application/x-ndjson")
                 return StreamingResponse(_json_lines(first, it), media_type="application/x-ndjson")
             return JSONResponse({"result": codec.encode(result)})
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (no request may take the server down)
             return _error_response(e)
 
     endpoint.__name__ = f"{domain}_{name}"
@@ -263,7 +266,7 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
             with s.lock:
                 s.fs.put_stream(path, _BodyStream(request), append)  # type: ignore[arg-type]
             return JSONResponse({"result": None})
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (no request may take the server down)
             return _error_response(e)
 
     @app.post("/v1/sessions/{sid}/put_tar", tags=["sessions"], response_model=None)
@@ -275,7 +278,7 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
             with s.lock:
                 n = s.fs.put_tar(_BodyStream(request), dest, append)  # type: ignore[arg-type]
             return JSONResponse({"result": n})
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (no request may take the server down)
             return _error_response(e)
 
     @app.post("/v1/sessions/{sid}/{op}", tags=["sessions"], response_model=None)
@@ -290,9 +293,10 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
             with s.lock:
                 result = _call(getattr(s.fs, op), op, body)
             return JSONResponse({"result": codec.encode(result)})
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 (no request may take the server down)
             return _error_response(e)
 
+    mount_console(app)  # the web console's page and assets (public; its /v1 calls are not)
     return _BearerAuth(app, token) if token else app
 
 
@@ -325,7 +329,7 @@ def serve(host: str, port: int, token: str | None, say: Callable[[str], None] = 
         while not stop.is_set():
             try:
                 ctl.serve(idle=0, lock_fd=None, stop=stop)
-            except Exception:  # a controller bug must not take the API down; log and go on
+            except Exception:  # noqa: BLE001 (a controller bug must not take the API down; log and go on)
                 traceback.print_exc()
                 stop.wait(1.0)
 

@@ -44,6 +44,12 @@ def serve(address: str, auth_token: str | None, no_auth: bool) -> None:
         click.echo(f"tusk serve: auth token: {token}")
     elif token is None:
         click.echo("tusk serve: auth is OFF (--no-auth): anyone who can reach the port can write")
+    from tusk.api.console import console_url
+
+    # The URL carries only a token printed above anyway; one the user gave is not echoed.
+    shown = token if token is not None and not auth_token else None
+    hint = " (it asks for the token)" if token is not None and shown is None else ""
+    click.echo(f"tusk serve: console: {console_url(host, port, shown)}{hint}")
     from tusk.api.server import serve as run
 
     run(host, port, token, say=lambda m: click.echo(m))
