@@ -22,6 +22,7 @@ transaction leaves only an unreferenced pack, which garbage collection removes.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
@@ -39,6 +40,7 @@ from tusk.errors import NotFound
 from tusk.storage import schema
 from tusk.storage.db import Database
 from tusk.storage.objects import ObjectStore
+from tusk.storage.write_behind import WriteBehind
 
 # Files up to this size are one chunk: cutting them buys no dedup worth its cost.
 SMALL_FILE = 1 << 20
@@ -165,6 +167,7 @@ class ContentWriter:
     _small: dict[bytes, list] = field(default_factory=dict)  # small-file hash -> its slot
     _packs: list[tuple[str, int]] = field(default_factory=list)
     _pending: list[tuple[str, Path, int]] = field(default_factory=list)  # sealed, not published
+    _behind: WriteBehind | None = None  # the pack writes of large files (write_behind)
     bytes_written: int = 0
     bytes_deduped: int = 0
 
@@ -185,9 +188,29 @@ class ContentWriter:
         if size <= SMALL_FILE:
             with open(path, "rb") as f:
                 return self.write_bytes(f.read())
+        if self.threaded_hash:  # not in forked workers: no threads there
+            return self._write_mapped(path)
         return make_content(
             self._add_chunk(c.data) for c in FastCDC(avg_size=CDC_AVG).cut_file(str(path))
         )
+
+    def _write_mapped(self, path: Path | str) -> FileContent:
+        """A large file cut from a read-only mapping, its new chunks written behind: the pack
+        writes run on a thread (``write_behind``) while the next chunks are cut and hashed.
+        The mapping stays open until those writes are done, since they read from it."""
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mm)
+        try:
+            refs = [self._add_chunk(c.data, behind=True) for c in FastCDC(avg_size=CDC_AVG).cut_buf(view)]
+        finally:
+            self._drain_behind()
+            try:
+                view.release()
+                mm.close()
+            except BufferError:  # a chunk view is still referenced: it closes when collected
+                pass
+        return make_content(refs)
 
     def write_stream(self, stream: BinaryIO, progress: Callable[[int], None] | None = None) -> FileContent:
         head = stream.read(SMALL_FILE + 1)
@@ -206,6 +229,7 @@ class ContentWriter:
         """Close the open bundle and pack; return (chunk index rows, pack rows) to insert."""
         self._close_bundle()
         self._close_pack()
+        self._stop_behind()
         for key, path, size in self._pending:  # adopted packs: already durable, now named
             self.store.put_file(key, path)
             self._packs.append((key, size))
@@ -219,6 +243,12 @@ class ContentWriter:
         return chunk_rows, pack_rows
 
     def abort(self) -> None:
+        if self._behind is not None:
+            try:
+                self._behind.drain()
+            except OSError:
+                pass  # the pack is deleted below anyway
+            self._stop_behind()
         if self._pack is not None:
             self._pack.wait()
             self._pack.file.close()
@@ -232,6 +262,7 @@ class ContentWriter:
         """Seal without publishing: (chunk index, sealed packs left in scratch) for ``adopt``."""
         self._close_bundle()
         self._close_pack()
+        self._stop_behind()
         index, pending = self._index, self._pending
         self._index, self._pending = {}, []
         return index, pending
@@ -304,13 +335,13 @@ class ContentWriter:
         self._fill = 0
         self._slots = []
 
-    def _add_chunk(self, data: bytes | memoryview) -> ChunkRef:
+    def _add_chunk(self, data: bytes | memoryview, behind: bool = False) -> ChunkRef:
         threads = blake3.blake3.AUTO if self.threaded_hash and len(data) > (1 << 20) else 1
         digest = blake3.blake3(data, max_threads=threads).digest()
         if digest in self._index or self._known(digest):
             self.bytes_deduped += len(data)
         else:
-            self._append(digest, data)
+            self._append(digest, data, behind)
         return (digest, len(data), 0)
 
     def _known(self, digest: bytes) -> bool:
@@ -320,14 +351,20 @@ class ContentWriter:
         assert self.db is not None
         return self.db.has_key(schema.chunks, "hash", digest)
 
-    def _append(self, digest: bytes, data: bytes | memoryview) -> None:
+    def _append(self, digest: bytes, data: bytes | memoryview, behind: bool = False) -> None:
         if self._pack is None:
             pack_id = uuid.uuid4().hex
             path = self.store.scratch_dir() / f"{self.scratch_prefix}-{pack_id}"
             # Closed by _close_pack (or abort): a pack outlives this call by design.
             self._pack = _Pack(pack_key(pack_id), path, open(path, "wb", buffering=0))  # noqa: SIM115
         pack = self._pack
-        pack.file.write(data)
+        if behind:
+            if self._behind is None:
+                self._behind = WriteBehind()
+            self._behind.submit(pack.file, memoryview(data))
+        else:
+            self._drain_behind()  # queued writes land first: offsets follow the queue's order
+            pack.file.write(data)
         self._index[digest] = (pack.key, pack.size, len(data))
         pack.size += len(data)
         self.bytes_written += len(data)
@@ -336,7 +373,17 @@ class ContentWriter:
         elif pack.size - pack.flushed_at >= self.flush_every:
             pack.flush_in_background()
 
+    def _drain_behind(self) -> None:
+        if self._behind is not None:
+            self._behind.drain()
+
+    def _stop_behind(self) -> None:
+        if self._behind is not None:
+            self._behind.close()
+            self._behind = None
+
     def _close_pack(self) -> None:
+        self._drain_behind()  # every byte queued for this pack is in it before the fsync
         pack = self._pack
         if pack is None:
             return
