@@ -214,6 +214,33 @@ def test_service_restarts_on_new_input(sp: Pipes, tmp_path: Path) -> None:
     assert not alive(new_pid)
 
 
+def test_service_restarts_while_a_long_job_runs(sp: Pipes, tmp_path: Path) -> None:
+    """Supervision runs on the controller's clock thread, not between jobs: a service follows
+    its input while another pipeline's job is still running."""
+    p = sp
+    out, gate = tmp_path / "served", tmp_path / "gate"
+    p.repo("site", {"index.html": "v1"})
+    p.repo("slow_in", {})
+    p.create({"pipeline": {"name": "web"}, "input": pfs_input("site", "/"),
+              "service": {"internal_port": 8080, "external_port": 30080},
+              "transform": {"cmd": bash('cat /pfs/site/index.html > "$OUT.tmp"; mv "$OUT.tmp" "$OUT";'
+                                        ' sleep 1000'), "env": {"OUT": str(out)}}})
+    wait_for(lambda: out.exists() and out.read_text() == "v1", "the service to serve v1", timeout=30)
+    p.create(spec("slow", pfs_input("slow_in"),
+                  bash('while [ ! -e "$GATE" ]; do sleep 0.1; done; cp /pfs/slow_in/* /pfs/out/'),
+                  transform={"env": {"GATE": str(gate)}}))
+    p.put("slow_in", {"x": "1"})
+    wait_for(lambda: any(j["state"] == "RUNNING" for j in p.jobs("-p", "slow")), "the slow job to run")
+    p.put("site", {"index.html": "v2"})
+    try:
+        wait_for(lambda: out.read_text() == "v2", "the service to serve v2 during the job", timeout=20)
+        states = [j["state"] for j in p.jobs("-p", "slow")]
+        assert states[0] == "RUNNING", states  # the newest job: still held by the gate
+    finally:
+        gate.touch()
+    p.wait("slow@master")
+
+
 def test_restarted_controller_replaces_orphans(sp: Pipes, tmp_path: Path) -> None:
     """A controller killed with SIGKILL leaves its spout running; the next one kills that
     orphan before it starts the spout again, so exactly one copy runs."""

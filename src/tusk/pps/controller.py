@@ -30,6 +30,7 @@ from tusk.storage import schema as s
 IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
 POLL = 0.05
 MAX_POLL = 0.25
+CLOCK_EVERY = 0.25  # how often the clock thread looks for cron ticks, triggers, spouts, services
 
 
 def _lock_path(root: Path) -> Path:
@@ -63,6 +64,7 @@ class Controller:
         self.jobs = JobRunner(pfs, self.runner, self.say if verbose else (lambda m: None))
         # Spout and service pipelines: long-running processes, not jobs (see supervisor.py).
         self.supervisor = Supervisor(pfs, self.runner, self.say if verbose else (lambda m: None))
+        self._active = 0.0  # when the clock thread last did something (monotonic)
 
     def say(self, msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
@@ -79,12 +81,28 @@ class Controller:
         with self.b.db.read() as conn:
             return has_cron_triggers(conn)
 
-    def step(self) -> bool:
-        """Create missing jobs and run at most one job; True if anything happened."""
+    def timekeeping(self) -> bool:
+        """The work that is due by the clock, not by a commit; True if any was done."""
         self.pfs.fire_due_triggers(time.time())  # cron branch triggers (pfs/triggers.py)
         ticked = self.cron.tick_due()
         supervised = self.supervisor.tick()  # spouts and services: (re)start, stop, follow inputs
-        created = self._create_jobs() or ticked or supervised
+        return bool(ticked or supervised)
+
+    def _clock(self, stop: threading.Event) -> None:
+        """``timekeeping`` on a thread of its own while ``serve`` runs, so a long job does not
+        hold up a cron tick or a service's restart."""
+        while not stop.wait(CLOCK_EVERY):
+            try:
+                if self.timekeeping():
+                    self._active = time.monotonic()
+            except Exception:  # noqa: BLE001 - a bug here must not stop the clock for good
+                self.say(f"clock: internal error\n{traceback.format_exc()}")
+
+    def step(self, clock: bool = True) -> bool:
+        """Create missing jobs and run at most one job; True if anything happened. ``clock``:
+        also do the timekeeping (``serve`` does it on its clock thread instead)."""
+        did = self.timekeeping() if clock else False
+        created = self._create_jobs() or did
         for job in self._runnable():
             try:
                 self.jobs.run(job)
@@ -188,11 +206,24 @@ class Controller:
         background controller); a caller that holds the lock itself passes None and releases
         it after this returns.
         """
+        self._active = time.monotonic()
+        stop_clock = threading.Event()
+        clock = threading.Thread(target=self._clock, args=(stop_clock,), name="tusk-clock",
+                                 daemon=True)
+        clock.start()
+        try:
+            self._serve(idle, lock_fd, stop)
+        finally:
+            stop_clock.set()
+            clock.join()
+
+    def _serve(self, idle: float, lock_fd: int | None, stop: threading.Event | None) -> None:
         last = time.monotonic()
         root = self.b.root
         delay = POLL
         while stop is None or not stop.is_set():
-            if self.step():
+            last = max(last, self._active)  # the clock thread did something
+            if self.step(clock=False):
                 last = time.monotonic()
                 delay = POLL
                 continue

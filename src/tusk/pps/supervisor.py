@@ -45,6 +45,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -246,12 +247,20 @@ class Supervisor:
         self._specs: dict[tuple[int, int], PipelineSpec | None] = {}
         self._next_scan = 0.0
         self._cache: ContentCache | None = None
+        # The controller ticks from its clock thread; stop_all may come from the main thread
+        # (or a SIGTERM handler in it). After stop_all, ticks start nothing.
+        self._lock = threading.RLock()
+        self._closed = False
         self._reap_orphans()
 
     # -- driving ------------------------------------------------------------------------------
 
     def tick(self) -> bool:
         """One round of supervision; True if a process was started, stopped or exited."""
+        with self._lock:
+            return False if self._closed else self._tick()
+
+    def _tick(self) -> bool:
         exited = [p for p in self.procs.values() if p.popen is not None and _exited(p.popen.pid)]
         did = bool(exited)
         now = time.monotonic()
@@ -287,9 +296,11 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """Stop every supervised process (the controller is going away)."""
-        for p in list(self.procs.values()):
-            self._stop(p, "controller exiting")
-        self.procs.clear()
+        with self._lock:
+            self._closed = True
+            for p in list(self.procs.values()):
+                self._stop(p, "controller exiting")
+            self.procs.clear()
 
     def stop_on_sigterm(self) -> None:
         """Make SIGTERM stop the supervised processes before the controller dies, as it would
