@@ -57,6 +57,9 @@ def test_stop_kills_running_job_and_start_runs_one_job_on_current_heads(process_
     _until(lambda: not _alive(pid), timeout=10, what="the datum's process to die")
     killed = p.job("hold", job["id"])
     assert killed["state"] == "KILLED" and "stopped" in killed["reason"]
+    time.sleep(0.5)  # the interrupted datum has been accounted for: as nothing
+    killed = p.job("hold", job["id"])
+    assert (killed["processed"], killed["failed"]) == (0, 0)
     info = p.raw("inspect", "pipeline", "hold")
     assert info["state"] == "paused"
 
@@ -174,6 +177,9 @@ def test_stop_job_delete_job_and_restart_datum(process_pipes: Pipes) -> None:
     _until(lambda: not _alive(pid_b), timeout=10, what="the hanging datum to be killed")
     stopped = p.job("hold", job["id"])
     assert stopped["state"] == "KILLED"
+    # PROGRESS counts what finished: /a.txt's restarted attempt, not the datum that was killed.
+    _until(lambda: p.job("hold", job["id"])["processed"] == 1, what="the final progress")
+    assert p.job("hold", job["id"])["failed"] == 0
     commit = p.raw("inspect", "commit", f"hold@{job['id']}")
     assert commit["error"]  # the output commit was finished with the reason
     assert "not running" in p.t.fail("restart", "datum", f"hold@{job['id']}", "/a.txt")

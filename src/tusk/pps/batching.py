@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from tusk.batching import PROTOCOL, SOCKET_ENV, short_path
 from tusk.pps import datums as dm
 from tusk.pps import logs
-from tusk.pps.jobs import FAILED, SUCCESS, DatumResult, _empty, datum_env, inputs_by_name
+from tusk.pps.jobs import FAILED, RECOVERED, SUCCESS, DatumResult, _empty, datum_env, inputs_by_name
 from tusk.pps.logs import DatumLog
 from tusk.pps.spec import PipelineSpec
 from tusk.pps.workspace import OutputError, harvest, materialize, reset
@@ -139,6 +139,7 @@ class _Batch:
         self.qlock = threading.Lock()
         self.results: dict[str, DatumResult] = {}
         self.done = 0
+        self.counts: dict[str, int] = {}  # final datum states so far, for the live progress
         self.errors: list[BaseException] = []  # what a slot thread raised
         # Every input name any datum has: the sandbox binds /pfs/<name> once, at start.
         self.names = list(dict.fromkeys(di.name for d in todo for di in d.inputs))
@@ -198,8 +199,12 @@ class _Batch:
         with self.qlock:
             self.done += 1
             done = self.done
+            if not r.reason.endswith("the job was stopped"):  # cut short: counts as nothing
+                self.counts[r.state] = self.counts.get(r.state, 0) + 1
+            counts = dict(self.counts)
         if done % 50 == 0 or done == len(self.todo):
-            self.jr._progress(self.job.id, done)
+            self.jr._progress(self.job.id, counts.get(SUCCESS, 0), counts.get(FAILED, 0),
+                              counts.get(RECOVERED, 0))
 
     # -- one slot -----------------------------------------------------------------------------
 

@@ -390,7 +390,9 @@ class JobRunner:
         slots = list(range(max(1, spec.parallelism)))
         free = list(slots)
         slot_lock = threading.Lock()
-        progress = {"done": 0}
+        # Live counts for 'list job' while the job runs. A datum cut short by 'stop' counts as
+        # nothing, so a killed job shows what it really finished.
+        progress = {"done": 0, SUCCESS: 0, FAILED: 0, RECOVERED: 0}
 
         def one(d: dm.Datum) -> DatumResult:
             with slot_lock:
@@ -404,8 +406,10 @@ class JobRunner:
                     free.append(slot)
             with slot_lock:
                 progress["done"] += 1
+                if not r.reason.endswith("the job was stopped"):
+                    progress[r.state] += 1
                 if progress["done"] % 50 == 0 or progress["done"] == len(todo):
-                    self._progress(job.id, progress["done"])
+                    self._progress(job.id, progress[SUCCESS], progress[FAILED], progress[RECOVERED])
             return r
 
         try:
@@ -416,9 +420,10 @@ class JobRunner:
         shutil.rmtree(work, ignore_errors=True)
         return results
 
-    def _progress(self, job_pk: int, done: int) -> None:
+    def _progress(self, job_pk: int, processed: int, failed: int, recovered: int) -> None:
         with self.b.db.tx() as conn:
-            conn.execute(update(s.jobs).where(s.jobs.c.id == job_pk).values(processed=done))
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job_pk)
+                         .values(processed=processed, failed=failed, recovered=recovered))
 
     def _run_datum(self, job: Row, spec: PipelineSpec, d: dm.Datum, ws: Workspace, entries: dict,
                    commit_ids: dict, writer, lock: threading.Lock, salt: str, log: Path,  # type: ignore[no-untyped-def]
