@@ -127,6 +127,36 @@ def test_crash_fails_the_datum_in_flight_and_a_new_process_goes_on(proc: Pipes) 
     assert {d["state"] for d in datums.values()} == {"SUCCESS"}
 
 
+def test_err_cmd_recovers_a_failed_datum_in_batching(proc: Pipes) -> None:
+    """The Python SDK reports f3 failed; err_cmd sees f3's input and exits 0 only for f3, so
+    f3 is RECOVERED (no output) and the job succeeds; a crash on f1 is not recoverable."""
+    p = proc
+    p.repo("in", FIVE)
+    err = bash('echo "recovering $(basename "$in") from $(cat "$in")" >&2;'
+               ' [ "$(basename "$in")" = f3 ]')
+    p.create(spec("py", pfs_input("in"), [sys.executable, "-", "/pfs/out"], stdin=PYTHON_PROGRAM,
+                  transform={"datum_batching": True, "err_cmd": err}))
+    p.wait("py@master")
+    job = p.job("py")
+    assert job["state"] == "SUCCESS" and job["recovered"] == 1, job
+    datums = {d["files"][0]: d for d in p.datums("py", job["id"])}
+    assert datums["in:/f3"]["state"] == "RECOVERED"
+    assert "recovering f3 from content 3" in p.logs("py", "--datum", datums["in:/f3"]["id"])
+    assert "/f3" not in p.text_tree("py@master")  # a recovered datum's output is discarded
+    assert len(p.text_tree("py@master")) == 4
+
+    crash = bash('while eval "$(tusk next datum)"; do n=$(basename "$in");'
+                 ' if [ $n = f1 ]; then exit 9; fi; cp "$in" /pfs/out/$n; done')
+    p.create(spec("crash", pfs_input("in"), crash, datum_tries=1,
+                  transform={"datum_batching": True, "err_cmd": err}))
+    p.wait("crash@master", ok=False)
+    job = p.job("crash")
+    assert job["state"] == "FAILURE" and job["recovered"] == 0
+    datums = {d["files"][0]: d for d in p.datums("crash", job["id"])}
+    assert datums["in:/f1"]["state"] == "FAILED"
+    assert "recovering f1 from content 1" in p.logs("crash", "--datum", datums["in:/f1"]["id"])
+
+
 def test_incremental_hands_out_only_new_datums(proc: Pipes) -> None:
     p = proc
     p.repo("in", FIVE)

@@ -21,7 +21,10 @@ the job kills the process; ``restart datum`` kills it too and hands the datum ou
 Logs: what the process prints goes to the log of the datum in flight (the runner's log sink is
 switched at every hand-out), and outside any datum (start-up, after "done") to
 ``batch-<slot>.log`` in the job's log directory, shown by ``tusk logs`` as datum ``batch-<slot>``.
-Skipping is unchanged: only the job's datums to run are handed out. ``err_cmd`` is not run.
+Skipping is unchanged: only the job's datums to run are handed out. ``err_cmd`` runs as its
+own process when a datum has failed for the last time, in the slot's workspace (which still
+holds that datum's inputs) while the user's process waits for its next datum; if it exits 0
+the datum is RECOVERED. A process that never asked for a datum has no datum to recover.
 """
 
 from __future__ import annotations
@@ -187,14 +190,18 @@ class _Batch:
         with self.qlock:
             return bool(self.queue) and not self._halted()
 
-    def _settle(self, r: DatumResult, reason: str = "", retry: bool = False) -> None:
-        """Record how an attempt ended: final, or back to the front of the queue for a retry."""
+    def _settle(self, r: DatumResult, reason: str = "", retry: bool = False,
+                ws: Workspace | None = None) -> None:
+        """Record how an attempt ended: final, or back to the front of the queue for a retry.
+        A final failure in ``ws`` (its inputs still in place) gets the ``err_cmd``."""
         if r.state != SUCCESS:
             r.reason = reason
             if retry and r.attempts < self.spec.datum_tries and not self._halted():
                 with self.qlock:
                     self.queue.appendleft(r.datum)
                 return
+            if ws is not None:
+                self._recover(r, ws)
         r.finished = time.time()
         with self.qlock:
             self.done += 1
@@ -205,6 +212,24 @@ class _Batch:
         if done % 50 == 0 or done == len(self.todo):
             self.jr._progress(self.job.id, counts.get(SUCCESS, 0), counts.get(FAILED, 0),
                               counts.get(RECOVERED, 0))
+
+    def _recover(self, r: DatumResult, ws: Workspace) -> None:
+        """Run ``err_cmd`` for a datum that failed for good; exit 0 makes it RECOVERED."""
+        t = self.spec.transform
+        if not t.err_cmd or not r.attempts or self._halted():
+            return
+        sandbox = self.jr.runner.name == "sandbox"
+        env = datum_env(self.job, self.spec, r.datum, self.commit_ids)
+        if not sandbox:
+            env = {k: _rewrite(v, str(ws.pfs)) for k, v in env.items()}
+        if "PATH" not in t.env:
+            env["PATH"] = _path_with_tusk()
+        inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir,
+                         self.spec.datum_timeout, self.names, r.attempts)
+        outcome = self.jr.runner.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
+        if outcome.returncode == 0 and not outcome.timed_out:
+            r.state = RECOVERED
+            r.outputs = []
 
     # -- one slot -----------------------------------------------------------------------------
 
@@ -298,7 +323,7 @@ class _Batch:
         sink.close()  # normally closed by the runner already; harmless twice
         outcome = box[0] if box else Outcome(returncode=-1, error="the runner thread failed")
         if flight is not None:
-            self._crashed(flight, killed, outcome)
+            self._crashed(flight, killed, outcome, ws)
         elif not asked and killed not in ("stopped", "deadline"):
             self._never_asked(outcome)
 
@@ -328,19 +353,20 @@ class _Batch:
         r = flight.result
         self.watch.finished(r.datum.id)
         if error is not None:
-            self._settle(r, f"user code reported: {str(error).strip() or 'failure'}", retry=True)
+            self._settle(r, f"user code reported: {str(error).strip() or 'failure'}", retry=True,
+                         ws=ws)
             return
         try:
             r.outputs = harvest(ws, r.datum.id, self.writer, self.lock,
                                 inputs_by_name(r.datum, self.entries))
         except OutputError as e:
-            self._settle(r, str(e))  # bad output: trying again would make the same
+            self._settle(r, str(e), ws=ws)  # bad output: trying again would make the same
             return
         r.state = SUCCESS
         r.reason = ""
         self._settle(r)
 
-    def _crashed(self, flight: _Flight, killed: str, outcome: Outcome) -> None:
+    def _crashed(self, flight: _Flight, killed: str, outcome: Outcome, ws: Workspace) -> None:
         """The process ended with a datum in flight."""
         r = flight.result
         restarted = self.watch.finished(r.datum.id)
@@ -354,11 +380,11 @@ class _Batch:
         elif killed == "deadline":
             self._settle(r, f"timed out: job_timeout of {self.spec.job_timeout:g}s exceeded")
         elif killed == "timeout":
-            self._settle(r, f"timed out after {self.spec.datum_timeout:g}s", retry=True)
+            self._settle(r, f"timed out after {self.spec.datum_timeout:g}s", retry=True, ws=ws)
         else:
             why = outcome.error or (f"user code exited with code {outcome.returncode}"
                                     " during the datum")
-            self._settle(r, logs.with_stderr(why, outcome.stderr_tail), retry=True)
+            self._settle(r, logs.with_stderr(why, outcome.stderr_tail), retry=True, ws=ws)
 
     def _never_asked(self, outcome: Outcome) -> None:
         """The process ended without asking for a datum: starting it again would do the same,
