@@ -296,6 +296,6 @@ class _Kicker:
         if time.monotonic() - self.last < 3.0:
             return
         self.last = time.monotonic()
-        from tusk.pps.controller import ensure_running_if_needed
+        from tusk.pps.launch import ensure_running_if_needed
 
         ensure_running_if_needed(self.pfs)

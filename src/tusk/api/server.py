@@ -315,7 +315,8 @@ def serve(host: str, port: int, token: str | None, say: Callable[[str], None] = 
 
     from tusk.errors import Busy
     from tusk.pfs.service import PfsService
-    from tusk.pps.controller import Controller, release, try_lock
+    from tusk.pps.controller import Controller
+    from tusk.pps.launch import release, try_lock
 
     pfs = PfsService.open()
     fd = try_lock(pfs.b.root)

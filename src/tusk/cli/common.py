@@ -79,7 +79,7 @@ def kick() -> None:
 
     if os.environ.get("TUSK_NO_CONTROLLER") or is_remote():
         return
-    from tusk.pps.controller import ensure_running_if_needed
+    from tusk.pps.launch import ensure_running_if_needed
 
     ensure_running_if_needed(pfs())
 

@@ -318,7 +318,8 @@ def list_datum(ref: str | None, path: str | None, why: bool, project: str | None
 def controller(idle: float) -> None:
     """Run the controller in the foreground."""
     from tusk.cli.common import pfs
-    from tusk.pps.controller import Controller, release, try_lock
+    from tusk.pps.controller import Controller
+    from tusk.pps.launch import release, try_lock
 
     svc = pfs()
     fd = try_lock(svc.b.root)

@@ -3,26 +3,24 @@
 It finds open output commits of running pipelines that have no job yet and creates their jobs,
 then runs each pipeline's oldest unfinished job once all its input commits are finished (a
 failed upstream makes it UNRUNNABLE). One controller per root is enforced by an exclusive lock
-on ``controller.lock``. In embedded mode the CLI starts it on demand (``ensure_running``) and it
-exits after a quiet spell. The hand-off is race-free: before exiting it releases the lock and
-looks for work once more, and a CLI that finds the lock free starts a new one.
+on ``controller.lock`` (``launch.py``). In embedded mode the CLI starts it on demand
+(``launch.ensure_running``) and it exits after a quiet spell. The hand-off is race-free:
+before exiting it releases the lock and looks for work once more, and a CLI that finds the
+lock free starts a new one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
-import sys
 import threading
 import time
 import traceback
-from pathlib import Path
 
 from sqlalchemy import and_, select, update
 
 from tusk.pfs.service import PfsService
 from tusk.pps.jobs import JobRunner
+from tusk.pps.launch import has_cron_triggers, release, try_lock
 from tusk.pps.supervisor import Supervisor
 from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s
@@ -31,25 +29,6 @@ IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
 POLL = 0.05
 MAX_POLL = 0.25
 CLOCK_EVERY = 0.25  # how often the clock thread looks for cron ticks, triggers, spouts, services
-
-
-def _lock_path(root: Path) -> Path:
-    return root / "controller.lock"
-
-
-def try_lock(root: Path) -> int | None:
-    fd = os.open(_lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def release(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
 
 
 class Controller:
@@ -249,35 +228,6 @@ class Controller:
                 time.sleep(delay)
             # Back off while nothing happens, so an idle controller costs next to nothing.
             delay = min(delay * 1.5, MAX_POLL)
-
-
-def has_cron_triggers(conn) -> bool:  # type: ignore[no-untyped-def]
-    t = s.branch_triggers
-    return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
-
-
-def ensure_running_if_needed(pfs: PfsService) -> None:
-    """Start a background controller if there is anything it could do (pipelines or cron
-    triggers) and none is running; what the CLI and the embedded SDK do after a change."""
-    if os.environ.get("TUSK_NO_CONTROLLER"):
-        return
-    with pfs.b.db.read() as conn:
-        if conn.execute(select(s.pipelines.c.id).limit(1)).first() is None and not has_cron_triggers(conn):
-            return  # nothing a controller could do: no pipelines, no cron triggers
-    ensure_running(pfs.b.root)
-
-
-def ensure_running(root: Path) -> bool:
-    """Start a background controller for ``root`` unless one holds the lock; True if started."""
-    fd = try_lock(root)
-    if fd is None:
-        return False
-    release(fd)
-    env = {**os.environ, "TUSK_ROOT": str(root)}
-    with open(root / "controller.log", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "tusk.pps.controller"], stdout=log, stderr=log,
-                         stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
-    return True
 
 
 def main() -> None:
