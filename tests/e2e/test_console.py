@@ -215,6 +215,10 @@ def test_repo_browser_commits_files_previews_and_download(page: Any, site: Site)
     download = info.value
     assert download.suggested_filename == "pic.png"
     assert Path(download.path()).read_bytes() == PNG
+    # It came through a one-use link: the same link again is refused.
+    assert "/console/download/" in download.url
+    again = httpx.get(download.url)
+    assert again.status_code == 404 and "used already" in again.text
 
     # An older commit: the first one held only a.txt.
     page.locator("[data-testid=commit-item]").last.click()

@@ -150,3 +150,33 @@ def test_subscribe_job_and_follow_logs_while_a_job_runs(remote: Any) -> None:
 
         if os.path.exists(release):
             os.unlink(release)
+
+
+def test_console_download_links_are_one_use_and_need_the_token(remote: Any) -> None:
+    import httpx
+    from server_helpers import TOKEN
+
+    from tusk.api import codec
+    from tusk.pfs.refs import parse_file
+
+    remote.ok("create", "repo", "files")
+    data = bytes(range(256)) * 12_000  # 3 MB: several pieces
+    (remote.cwd / "big.bin").write_bytes(data)
+    remote.ok("put", "file", "files@master:/dir/big.bin", "-f", "big.bin")
+    url = remote.env["TUSK_ADDRESS"]
+
+    def ask(path: str, token: str | None = TOKEN) -> httpx.Response:
+        body = {"ref": codec.encode(parse_file(f"files@master:{path}"))}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(f"{url}/v1/console/download_link", json=body, headers=headers)
+
+    assert ask("/dir/big.bin", token=None).status_code == 401
+    assert ask("/dir").status_code == 400 and "directory" in ask("/dir").json()["error"]["message"]
+    assert ask("/nope").status_code == 404
+    link = ask("/dir/big.bin").json()["result"]
+    # A newer commit does not change what the link gives: it names the commit the page showed.
+    remote.ok("put", "file", "files@master:/dir/big.bin", "-f", "-", input="replaced")
+    got = httpx.get(f"{url}{link}")  # no token: the link is the credential
+    assert got.status_code == 200 and got.content == data
+    assert "big.bin" in got.headers["content-disposition"]
+    assert httpx.get(f"{url}{link}").status_code == 404  # used once

@@ -296,7 +296,8 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
         except Exception as e:  # noqa: BLE001 (no request may take the server down)
             return _error_response(e)
 
-    mount_console(app)  # the web console's page and assets (public; its /v1 calls are not)
+    # The web console's page and assets (public; its /v1 calls are not) and its downloads.
+    mount_console(app, pfs, _error_response)
     return _BearerAuth(app, token) if token else app
 
 

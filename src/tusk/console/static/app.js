@@ -769,7 +769,7 @@ async function showPreview(slot, ctx, project, name, full, at, path) {
   const content = h("div", { class: "preview-body" }, h("p", { class: "muted" }, "loading…"));
   const type = IMAGE_TYPES[path.split(".").pop().toLowerCase()];
   const downloadButton = h("button", { type: "button", "data-testid": "download" }, "Download");
-  downloadButton.addEventListener("click", () => download(ref, basename(path), type, downloadButton));
+  downloadButton.addEventListener("click", () => download(ref, basename(path), downloadButton));
   fill(slot, h("section", { class: "card preview", "data-testid": "preview" },
     h("div", { class: "title-row" }, h("h2", { class: "mono" }, path), h("span", { class: "spacer" }),
       downloadButton, h("a", { class: "button", href: lineageLink(full, info.commit || at, path), "data-testid": "lineage-link" }, "Lineage")),
@@ -803,15 +803,16 @@ function textPreview(bytes, size) {
     size > bytes.length ? h("p", { class: "muted" }, `showing the first ${fmtBytes(bytes.length)} of ${fmtBytes(size)}`) : null);
 }
 
-async function download(ref, filename, type, button) {
+/** Save a file through a one-use link the server makes (a link cannot carry the token), so
+ * the browser streams it to disk instead of holding it in memory. */
+async function download(ref, filename, button) {
   button.disabled = true;
   try {
-    const url = URL.createObjectURL(await readBlob(ref, type || "application/octet-stream"));
-    const a = h("a", { href: url, download: filename, hidden: true });
+    const link = await call("console", "download_link", { ref });
+    const a = h("a", { href: link, download: filename, hidden: true });
     document.body.append(a);
     a.click();
     a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
   } catch (err) {
     button.after(errorBox(err));
   } finally {
