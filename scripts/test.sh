@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/ruff check src tests bench scripts  # style and common bugs, before the slow part
 exec .venv/bin/python -m pytest -n 2 -p no:cacheprovider tests "$@"

@@ -116,7 +116,7 @@ def test_large_files_written_behind_land_in_order_across_packs(
     """A large file's chunks are written by the write-behind thread while direct writes (a
     medium file between two large ones) go in between, and packs roll over mid-file: every
     chunk must still read back from the offset the index recorded."""
-    import tusk.storage.content as content
+    from tusk.storage import content
 
     monkeypatch.setattr(content, "PACK_LIMIT", 3 * MIB)
     big1, medium, big2 = rand(9 * MIB, 21), rand(700_000, 22), rand(7 * MIB, 23)
