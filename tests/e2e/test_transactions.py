@@ -112,3 +112,47 @@ def test_transaction_errors_are_one_line(process_pipes: Pipes) -> None:
     assert "already finished" in p.t.fail("finish", "transaction", txn)
     p.ok("finish", "commit", "a@master")  # the commit outlives the transaction that started it
     assert p.raw("inspect", "commit", "a@master")["state"] == "FINISHED"
+
+
+def test_create_repo_is_queued_until_the_transaction_finishes(tusk: object) -> None:
+    t = tusk
+    t.ok("create", "repo", "early")
+    txn = t.ok("start", "transaction").strip()
+    r = t("create", "repo", "raw", "-d", "the raw data")
+    assert r.returncode == 0 and f"added to transaction {txn}" in r.stderr
+    t.ok("create", "repo", "clean")
+    assert [x["name"] for x in t.json("list", "repo", "--raw")] == ["early"]  # not yet
+    shown = t.ok("inspect", "transaction")
+    assert "create repo raw" in shown and "create repo clean" in shown
+    # Checked on arrival: a second create of the same name, a bad name, an existing repo.
+    assert "repo raw already exists" in t.fail("create", "repo", "raw")
+    assert t.fail("create", "repo", "bad name!").startswith("tusk: ")
+    assert "repo early already exists" in t.fail("create", "repo", "early")
+    # Commits to a repo the transaction creates wait for it to finish.
+    line = t.fail("put", "file", "raw@master:/a", "-f", "-", input="a")
+    assert f"repo raw is created when transaction {txn} finishes" in line
+    t.ok("finish", "transaction")
+    repos = {x["name"]: x for x in t.json("list", "repo", "--raw")}
+    assert set(repos) == {"early", "raw", "clean"} and repos["raw"]["description"] == "the raw data"
+    t.ok("put", "file", "raw@master:/a", "-f", "-", input="a")
+    assert t.ok("get", "file", "raw@master:/a") == "a"
+
+    # Stopped: nothing is created.
+    t.ok("start", "transaction")
+    t.ok("create", "repo", "dropped")
+    t.ok("stop", "transaction")
+    assert "dropped" not in [x["name"] for x in t.json("list", "repo", "--raw")]
+
+    # Created meanwhile by someone outside the transaction: finishing applies nothing.
+    from tusk.pfs.refs import parse_repo
+    from tusk.pfs.service import PfsService
+
+    t.ok("start", "transaction")
+    t.ok("create", "repo", "raced")
+    t.ok("create", "repo", "innocent")
+    outside = PfsService.open(t.root)
+    outside.create_repo(parse_repo("raced"))
+    outside.close()
+    assert "repo raced was created while transaction" in t.fail("finish", "transaction")
+    assert "innocent" not in [x["name"] for x in t.json("list", "repo", "--raw")]
+    t.ok("stop", "transaction")

@@ -63,10 +63,14 @@ def delete_project(name: str, force: bool) -> None:
 @click.option("-d", "--description", default="", help="Description of the repo.")
 @project_option
 def create_repo(repo: str, description: str, project: str | None) -> None:
-    """Create a repo (it has no branch until something is committed)."""
+    """Create a repo (it has no branch until something is committed). Inside a transaction
+    it is created when the transaction finishes."""
+    from tusk.cli.txn_cmds import note_queued, txn_pfs
     from tusk.pfs.refs import parse_repo
 
-    pfs().create_repo(parse_repo(repo, project), description)
+    svc = txn_pfs()
+    svc.create_repo(parse_repo(repo, project), description)
+    note_queued(svc)
 
 
 @update.command("repo")

@@ -94,7 +94,15 @@ class CatalogMixin:
     # -- repos ------------------------------------------------------------------------------
 
     def create_repo(self, ref: RepoRef, description: str = "", update: bool = False) -> RepoInfo:
+        """Create a repo (``update``: or change its description). Inside a transaction the
+        new repo is queued and appears when the transaction finishes; the answer describes it
+        as it will be then."""
         check_repo_name(ref.repo)  # a RepoRef can be built without the parser's checks
+        if self.transaction is not None and not update:
+            from tusk.pfs import transactions
+
+            transactions.queue_create_repo(self, ref, description)
+            return RepoInfo(ref.project, ref.repo, "user", description, time.time(), 0)
         with self.b.db.tx() as conn:
             self._project_row(conn, ref.project)
             existing = self._find_repo(conn, ref)
@@ -103,13 +111,12 @@ class CatalogMixin:
                     raise AlreadyExists(f"repo {ref} already exists")
                 conn.execute(update_repo_stmt(existing.id, description))
             else:
-                conn.execute(
-                    s.repos.insert().values(
-                        project=ref.project, name=ref.repo, type="user",
-                        description=description, created_at=time.time(),
-                    )
-                )
+                self._insert_repo(conn, ref, description, time.time())
         return self.inspect_repo(ref)
+
+    def _insert_repo(self, conn: Connection, ref: RepoRef, description: str, now: float) -> None:
+        conn.execute(s.repos.insert().values(project=ref.project, name=ref.repo, type="user",
+                                             description=description, created_at=now))
 
     def update_repo(self, ref: RepoRef, description: str) -> RepoInfo:
         with self.b.db.tx() as conn:

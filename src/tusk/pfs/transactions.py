@@ -11,6 +11,9 @@ active the CLI sets ``PfsService.transaction`` for the commands a transaction co
   away (still invisible); on any other commit it is queued.
 * ``create branch`` / ``delete branch`` are queued as operations (``transaction_ops``), each
   checked on arrival by replaying the whole queue in a metadata transaction that is rolled back.
+* ``create repo`` is queued the same way (``repo_id`` 0; the name is in its arguments): the repo
+  appears when the transaction finishes. Commits and branches of a repo the transaction itself
+  creates must wait for that (Pachyderm's file writes are not transactional either).
 
 ``finish transaction`` applies everything in ONE metadata transaction: each hidden commit
 becomes its branch's head by compare-and-set (an open one is re-parented if the branch moved
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, delete, func, select, update
 
-from tusk.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from tusk.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs.catalog import FINISHED, OPEN, USER, new_id
 from tusk.pfs.commits import CommitsMixin
 from tusk.pfs.model import CommitInfo, _iso
@@ -173,7 +176,7 @@ def start_commit(svc: CommitsMixin, ref: RepoRef, branch: str, parent: CommitRef
     now = time.time()
     with svc.b.db.tx() as conn:
         tid = _open_txn(conn, _require(svc)).id
-        repo = svc._repo_row(conn, ref)
+        repo = _repo_for(conn, svc, tid, ref)
         _check_free(conn, svc, tid, repo, ref, branch)
         expect = _writable_head(conn, svc, repo, ref, branch)
         parent_pk = expect
@@ -213,7 +216,7 @@ def commit_ref_for_write(svc: CatalogMixin, ref: CommitRef) -> CommitRef:
     branch = ref.branch or "master"
     with svc.b.db.tx() as conn:
         tid = _open_txn(conn, _require(svc)).id
-        repo = svc._repo_row(conn, ref.repo)
+        repo = _repo_for(conn, svc, tid, ref.repo)
         existing = _hidden_for(conn, svc, tid, ref)
         if existing is not None:
             return CommitRef(ref.repo, None, tid)
@@ -229,12 +232,44 @@ def commit_ref_for_write(svc: CatalogMixin, ref: CommitRef) -> CommitRef:
         return CommitRef(ref.repo, None, tid)
 
 
+def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
+    """Queue a create repo, after checking it against the queue so far (and the repos now)."""
+    tid = _require(svc)
+    args = {"project": ref.project, "name": ref.repo, "description": description}
+    op = {"kind": "create_repo", "repo_id": 0, "branch": None, "commit_pk": None,
+          "expect_pk": None, "args": json.dumps(args)}
+    try:
+        with svc.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
+            raise _DryRun
+    except _DryRun:
+        pass
+    with svc.b.db.tx() as conn:
+        _open_txn(conn, tid)
+        _add_op(conn, tid, "create_repo", 0, None, None, None, args)
+
+
+def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Row:
+    """The repo's row; a repo this transaction is still to create gets a clear refusal."""
+    try:
+        return svc._repo_row(conn, ref)
+    except NotFound:
+        for op in _ops(conn, tid):
+            args = json.loads(op["args"] or "{}")
+            if op["kind"] == "create_repo" and (args["project"], args["name"]) == (ref.project, ref.repo):
+                raise FailedPrecondition(
+                    f"repo {ref} is created when transaction {tid} finishes; finish it"
+                    " ('tusk finish transaction'), then commit to the repo") from None
+        raise
+
+
 def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
     """Queue a create/delete branch, after checking it against the queue so far."""
     tid = _require(svc)
     with svc.b.db.read() as conn:
         _open_txn(conn, tid)
-        repo_id = svc._repo_row(conn, ref).id
+        repo_id = _repo_for(conn, svc, tid, ref).id
     op = {"kind": kind, "repo_id": repo_id, "branch": name, "commit_pk": None, "expect_pk": None,
           "args": json.dumps(args)}
     try:
@@ -360,7 +395,15 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
     for op in ops:
         args = json.loads(op["args"] or "{}")
         kind = op["kind"]
-        if kind == "commit":
+        if kind == "create_repo":
+            ref = RepoRef(args["project"], args["name"])
+            svc._project_row(conn, ref.project)
+            if svc._find_repo(conn, ref) is not None:
+                raise (AlreadyExists(f"repo {ref} already exists") if dry else Conflict(
+                    f"repo {ref} was created while transaction {tid} was open; stop the"
+                    " transaction ('tusk stop transaction') and start again"))
+            svc._insert_repo(conn, ref, args.get("description", ""), now)
+        elif kind == "commit":
             moved.append(_place_commit(conn, svc, tid, op, now))
         elif kind == "finish":
             row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).first()
@@ -424,6 +467,8 @@ def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
         args = json.loads(op["args"] or "{}")
         repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
         name = "?" if repo is None else str(RepoRef(repo.project, repo.name))
+        if op["kind"] == "create_repo":
+            name = str(RepoRef(args["project"], args["name"]))
         item: dict[str, Any] = {"op": op["kind"], "repo": name, "branch": op["branch"]}
         if op["commit_pk"] is not None:
             crow = conn.execute(select(c.c.commit_id, c.c.state).where(c.c.id == op["commit_pk"])).first()
@@ -434,6 +479,9 @@ def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
             item["op"] = "put_file" if args.get("auto_finish") else "start_commit"
         elif op["kind"] == "finish":
             item["op"] = "finish_commit"
+        elif op["kind"] == "create_repo":
+            item["description"] = args.get("description") or None
+            item = {k: v for k, v in item.items() if v is not None}
         else:
             item.update({k: v for k, v in args.items() if v not in (None, False)})
         ops.append(item)
@@ -443,7 +491,7 @@ def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
 
 def describe_op(op: dict[str, Any]) -> str:
     """One line for 'inspect transaction'."""
-    text = f"{op['op'].replace('_', ' ')} {op['repo']}@{op['branch']}"
+    text = f"{op['op'].replace('_', ' ')} {op['repo']}" + (f"@{op['branch']}" if op.get("branch") else "")
     if "commit" in op:
         text += f" ({op['commit']}, {op['commit_state']})"
     extras = [f"{k}={v}" for k, v in op.items()
