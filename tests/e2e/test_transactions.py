@@ -156,3 +156,26 @@ def test_create_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     assert "repo raced was created while transaction" in t.fail("finish", "transaction")
     assert "innocent" not in [x["name"] for x in t.json("list", "repo", "--raw")]
     t.ok("stop", "transaction")
+
+
+def test_delete_repo_is_queued_until_the_transaction_finishes(tusk: object) -> None:
+    t = tusk
+    for name in ("old", "keep", "up"):
+        t.ok("create", "repo", name)
+    t.ok("put", "file", "old@master:/a", "-f", "-", input="a")
+    t.ok("put", "file", "up@master:/u", "-f", "-", input="u")
+    t.ok("create", "branch", "keep@master", "-p", "up@master")  # keep depends on up
+    txn = t.ok("start", "transaction").strip()
+    r = t("delete", "repo", "old")
+    assert r.returncode == 0 and f"added to transaction {txn}" in r.stderr
+    assert "old" in [x["name"] for x in t.json("list", "repo", "--raw")]  # still there
+    assert t.ok("get", "file", "old@master:/a") == "a"
+    assert "delete repo old" in t.ok("inspect", "transaction")
+    # Checked on arrival: a repo that others depend on needs --force, a missing one is refused.
+    assert "is provenance of keep@master" in t.fail("delete", "repo", "up")
+    assert "not found" in t.fail("delete", "repo", "nope")
+    t.ok("create", "repo", "fresh")  # queued in the same transaction
+    t.ok("finish", "transaction")
+    names = {x["name"] for x in t.json("list", "repo", "--raw")}
+    assert names == {"keep", "up", "fresh"}
+    assert t("get", "file", "old@master:/a").returncode != 0

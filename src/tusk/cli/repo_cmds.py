@@ -123,10 +123,11 @@ def list_repo(project: str | None, all_projects: bool, fmt: str, raw: bool) -> N
 @project_option
 def delete_repo(repos: tuple[str, ...], force: bool, all_repos: bool, project: str | None) -> None:
     """Delete repos and their commits; their unique data is freed."""
+    from tusk.cli.txn_cmds import note_queued, txn_pfs
     from tusk.errors import InvalidArgument
     from tusk.pfs.refs import RepoRef, parse_repo
 
-    svc = pfs()
+    svc = txn_pfs()
     if all_repos:
         refs = [RepoRef(r.project, r.name) for r in svc.list_repos(project or "default")]
     elif not repos:
@@ -135,7 +136,10 @@ def delete_repo(repos: tuple[str, ...], force: bool, all_repos: bool, project: s
         refs = [parse_repo(r, project) for r in repos]
     for ref in refs:
         svc.delete_repo(ref, force)
-    _collect()
+    if svc.transaction is not None:
+        note_queued(svc)  # deleted at 'finish transaction'; its data is freed by a later gc
+    else:
+        _collect()
 
 
 def _collect() -> None:

@@ -137,6 +137,13 @@ class CatalogMixin:
             return [self._repo_info(conn, r) for r in conn.execute(q).all()]
 
     def delete_repo(self, ref: RepoRef, force: bool = False) -> None:
+        """Delete a repo with its branches and commits. Inside a transaction the delete is
+        queued and happens when the transaction finishes."""
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            transactions.queue_delete_repo(self, ref, force)
+            return
         with self.b.db.tx() as conn:
             r = self._repo_row(conn, ref)
             self._check_no_outside_subvenance(conn, r, force)

@@ -12,7 +12,7 @@ active the CLI sets ``PfsService.transaction`` for the commands a transaction co
 * ``create branch`` / ``delete branch`` are queued as operations (``transaction_ops``), each
   checked on arrival by replaying the whole queue in a metadata transaction that is rolled back.
 * ``create repo`` is queued the same way (``repo_id`` 0; the name is in its arguments): the repo
-  appears when the transaction finishes. Commits and branches of a repo the transaction itself
+  appears when the transaction finishes. ``delete repo`` is queued too, and happens then. Commits and branches of a repo the transaction itself
   creates must wait for that (Pachyderm's file writes are not transactional either).
 
 ``finish transaction`` applies everything in ONE metadata transaction: each hidden commit
@@ -250,6 +250,25 @@ def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None
         _add_op(conn, tid, "create_repo", 0, None, None, None, args)
 
 
+def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
+    """Queue a delete repo, after checking it against the queue so far."""
+    tid = _require(svc)
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        repo_id = _repo_for(conn, svc, tid, ref).id
+    op = {"kind": "delete_repo", "repo_id": repo_id, "branch": None, "commit_pk": None,
+          "expect_pk": None, "args": json.dumps({"force": force})}
+    try:
+        with svc.b.db.tx() as conn:
+            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
+            raise _DryRun
+    except _DryRun:
+        pass
+    with svc.b.db.tx() as conn:
+        _open_txn(conn, tid)
+        _add_op(conn, tid, "delete_repo", repo_id, None, None, None, {"force": force})
+
+
 def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Row:
     """The repo's row; a repo this transaction is still to create gets a clear refusal."""
     try:
@@ -403,6 +422,15 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
                     f"repo {ref} was created while transaction {tid} was open; stop the"
                     " transaction ('tusk stop transaction') and start again"))
             svc._insert_repo(conn, ref, args.get("description", ""), now)
+        elif kind == "delete_repo":
+            repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
+            if repo is None:
+                continue  # deleted meanwhile by someone else: nothing left to do
+            svc._check_no_outside_subvenance(conn, repo, bool(args.get("force")))
+            gone = set(conn.execute(select(s.branches.c.id).where(
+                s.branches.c.repo_id == repo.id)).scalars())
+            svc._delete_repo_rows(conn, repo.id)
+            moved = [m for m in moved if m not in gone]
         elif kind == "commit":
             moved.append(_place_commit(conn, svc, tid, op, now))
         elif kind == "finish":
