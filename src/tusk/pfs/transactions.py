@@ -233,10 +233,35 @@ def commit_ref_for_write(svc: CatalogMixin, ref: CommitRef) -> CommitRef:
 
 
 def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
-    """Queue a create repo, after checking it against the queue so far (and the repos now)."""
+    """Queue a create repo (``repo_id`` 0: it has none yet), checked against the repos and the
+    queue so far."""
+    _queue(svc, _require(svc), "create_repo", 0, None,
+           {"project": ref.project, "name": ref.repo, "description": description})
+
+
+def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
+    """Queue a delete repo, after checking it against the queue so far."""
     tid = _require(svc)
-    args = {"project": ref.project, "name": ref.repo, "description": description}
-    op = {"kind": "create_repo", "repo_id": 0, "branch": None, "commit_pk": None,
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        repo_id = _repo_for(conn, svc, tid, ref).id
+    _queue(svc, tid, "delete_repo", repo_id, None, {"force": force})
+
+
+def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
+    """Queue a create/delete branch, after checking it against the queue so far."""
+    tid = _require(svc)
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        repo_id = _repo_for(conn, svc, tid, ref).id
+    _queue(svc, tid, kind, repo_id, name, args)
+
+
+def _queue(svc: CatalogMixin, tid: str, kind: str, repo_id: int, branch: str | None,
+           args: dict[str, Any]) -> None:
+    """Add an operation to the queue once replaying the whole queue with it succeeds (in a
+    metadata transaction that is rolled back), so a bad one is refused on arrival."""
+    op = {"kind": kind, "repo_id": repo_id, "branch": branch, "commit_pk": None,
           "expect_pk": None, "args": json.dumps(args)}
     try:
         with svc.b.db.tx() as conn:
@@ -247,26 +272,7 @@ def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None
         pass
     with svc.b.db.tx() as conn:
         _open_txn(conn, tid)
-        _add_op(conn, tid, "create_repo", 0, None, None, None, args)
-
-
-def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
-    """Queue a delete repo, after checking it against the queue so far."""
-    tid = _require(svc)
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        repo_id = _repo_for(conn, svc, tid, ref).id
-    op = {"kind": "delete_repo", "repo_id": repo_id, "branch": None, "commit_pk": None,
-          "expect_pk": None, "args": json.dumps({"force": force})}
-    try:
-        with svc.b.db.tx() as conn:
-            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
-            raise _DryRun
-    except _DryRun:
-        pass
-    with svc.b.db.tx() as conn:
-        _open_txn(conn, tid)
-        _add_op(conn, tid, "delete_repo", repo_id, None, None, None, {"force": force})
+        _add_op(conn, tid, kind, repo_id, branch, None, None, args)
 
 
 def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Row:
@@ -281,25 +287,6 @@ def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Ro
                     f"repo {ref} is created when transaction {tid} finishes; finish it"
                     " ('tusk finish transaction'), then commit to the repo") from None
         raise
-
-
-def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
-    """Queue a create/delete branch, after checking it against the queue so far."""
-    tid = _require(svc)
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        repo_id = _repo_for(conn, svc, tid, ref).id
-    op = {"kind": kind, "repo_id": repo_id, "branch": name, "commit_pk": None, "expect_pk": None,
-          "args": json.dumps(args)}
-    try:
-        with svc.b.db.tx() as conn:
-            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
-            raise _DryRun
-    except _DryRun:
-        pass
-    with svc.b.db.tx() as conn:
-        _open_txn(conn, tid)
-        _add_op(conn, tid, kind, repo_id, name, None, None, args)
 
 
 # -- internals ----------------------------------------------------------------------------------
