@@ -3,6 +3,8 @@
 This module owns the mapping between fsspec's world (slash paths, file objects, ``ls``/``info``
 dicts, ``FileNotFoundError``) and PFS's (repos, refs, commits, write sessions). It adds no
 storage behaviour of its own: every call goes to ``tusk.Client``'s service, embedded or remote.
+Where a filesystem points is ``tuskfs_connect``; the file objects and batched writes are
+``tuskfs_file``.
 
 Paths (after ``tusk://``)::
 
@@ -35,95 +37,31 @@ import errno
 import io
 import os
 import re
-import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from glob import has_magic
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK
-from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
-from fsspec.transaction import Transaction
+from fsspec.spec import AbstractFileSystem
 from fsspec.utils import stringify_path
 
+from tusk.api.tuskfs_connect import client_for, close_clients, resolve
+from tusk.api.tuskfs_file import Op, TuskFile, TuskTransaction
 from tusk.errors import FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs.model import FileInfo
 from tusk.pfs.names import DEFAULT_PROJECT, normalize_path
 from tusk.pfs.refs import CommitRef, FileRef, RepoRef, parse_commit, parse_repo
 
 PROTOCOL = "tusk"
-# A file being written stays in memory up to this size, then spills to a temporary file.
-SPOOL_MEMORY = 16 << 20
-
 # Patterns on which PFS's glob (``glob_file``, evaluated next to the data in one call) and
 # fsspec's glob agree: plain characters, single ``*``, ``?`` and simple ``[...]`` classes.
 # Anything else (``**``, which PFS lets cross ``/`` differently; braces and extglobs, which
 # fsspec takes literally) goes through fsspec's generic glob over ``find``.
 _SIMPLE_GLOB = re.compile(r"(?:[^*?\[\]{}()!+@^\\]|(?<!\*)\*(?!\*)|\?|\[!?[A-Za-z0-9 ._-]+\])*")
-
-
-# -- where a filesystem points --------------------------------------------------------------
-
-
-class _Where(NamedTuple):
-    """A resolved target: a local root in process, or a server with its token."""
-
-    address: str | None
-    auth_token: str | None
-    root: str | None
-
-
-def _resolve(address: str | None, auth_token: str | None, root: str | os.PathLike | None) -> _Where:
-    """The target of these storage options; none given means the CLI's current context."""
-    if address is not None and root is not None:
-        raise ValueError("tusk: give either 'address' (a server) or 'root' (a local root), not both")
-    if root is not None:
-        return _Where(None, None, str(Path(root).expanduser().absolute()))
-    from tusk.config import current_context, default_root
-
-    if address is None:  # what the CLI would use (tusk.cli.common.pfs)
-        ctx = current_context()
-        if ctx.address is None:
-            return _Where(None, None, str(default_root().absolute()))
-        return _Where(ctx.address, auth_token if auth_token is not None else ctx.auth_token, None)
-    if auth_token is None:  # as tusk.Client: the token of $TUSK_AUTH_TOKEN
-        auth_token = os.environ.get("TUSK_AUTH_TOKEN") or None
-    return _Where(address, auth_token, None)
-
-
-# One Client per target and process: an embedded Client opens the root's database and a remote
-# one holds a connection pool, so filesystem instances (cheap, one per ``fsspec.open``) share it.
-_clients: dict[_Where, Any] = {}
-_clients_lock = threading.Lock()
-_clients_pid = os.getpid()
-
-
-def _client_for(where: _Where) -> Any:
-    global _clients_pid
-    from tusk.api.client import Client
-
-    with _clients_lock:
-        if _clients_pid != os.getpid():  # a forked child must not share the parent's handles
-            _clients.clear()
-            _clients_pid = os.getpid()
-        client = _clients.get(where)
-        if client is None:
-            client = Client(where.address, where.auth_token, where.root)
-            _clients[where] = client
-        return client
-
-
-def _close_clients() -> None:
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for c in clients:
-        c.close()
 
 
 # -- paths ----------------------------------------------------------------------------------
@@ -153,42 +91,6 @@ def _dir_entry(name: str, commit: str, size: int = 0) -> dict[str, Any]:
     return {"name": name, "size": size, "type": "directory", "commit": commit}
 
 
-class _Op(NamedTuple):
-    """One queued change: what it writes to, the URL for its errors, and the session call."""
-
-    ref: CommitRef
-    url: str
-    apply: Callable[[Any], None]
-
-
-class TuskTransaction(Transaction):
-    """``with fs.transaction:``: every write inside lands together, one commit per branch.
-
-    fsspec's own transaction commits each deferred file on its own; here the files and the
-    other changes made meanwhile (``pipe``, ``rm``, ``put`` ...) go into one write session per
-    branch, and nothing lands if the block raises.
-    """
-
-    def complete(self, commit: bool = True) -> None:
-        fs = self.fs
-        files = list(self.files)
-        self.files.clear()
-        try:
-            if commit:
-                for f in files:
-                    if not f.closed:
-                        f.close()
-                ops = fs._txn_ops + [f._op() for f in files if f._spool is not None]
-                fs._land(ops)
-        finally:
-            fs._txn_ops = []
-            for f in files:
-                f.discard()
-            fs._intrans = False
-            fs._transaction = None
-            self.fs = None
-
-
 # -- the filesystem -------------------------------------------------------------------------
 
 
@@ -211,11 +113,11 @@ class TuskFileSystem(AbstractFileSystem):
         # and pandas retries a PermissionError with anon=True, whatever the filesystem.
         super().__init__(**kwargs)
         self.block_size = block_size  # the default for open(); None: fsspec's 5 MiB
-        self.where = _resolve(address, auth_token, root)
+        self.where = resolve(address, auth_token, root)
         self.project = project or DEFAULT_PROJECT
-        self._client = _client_for(self.where)
+        self._client = client_for(self.where)
         self._local = threading.local()  # .ops: this thread's open batch (see _batch)
-        self._txn_ops: list[_Op] = []  # changes made inside fs.transaction
+        self._txn_ops: list[Op] = []  # changes made inside fs.transaction
 
     @property
     def _svc(self) -> Any:
@@ -225,7 +127,7 @@ class TuskFileSystem(AbstractFileSystem):
     def clear_instance_cache(cls) -> None:
         """Also close the cached Clients (database handles, connection pools)."""
         super().clear_instance_cache()
-        _close_clients()
+        close_clients()
 
     def __repr__(self) -> str:
         where = self.where.address or f"root {self.where.root}"
@@ -566,9 +468,9 @@ class TuskFileSystem(AbstractFileSystem):
                 self._svc.inspect_repo(ref.repo)
         return t
 
-    def _land(self, ops: list[_Op]) -> None:
+    def _land(self, ops: list[Op]) -> None:
         """Apply queued changes: one write session, i.e. one commit, per branch or commit."""
-        groups: dict[CommitRef, list[_Op]] = {}
+        groups: dict[CommitRef, list[Op]] = {}
         for op in ops:
             groups.setdefault(op.ref, []).append(op)
         for ref, group in groups.items():
@@ -579,7 +481,7 @@ class TuskFileSystem(AbstractFileSystem):
         if groups:
             self._client.pfs._kick()  # embedded: start a controller if pipelines have work
 
-    def _submit(self, op: _Op) -> None:
+    def _submit(self, op: Op) -> None:
         """Land a change now, or queue it in the open batch or transaction."""
         batch = getattr(self._local, "ops", None)
         if batch is not None:
@@ -610,7 +512,7 @@ class TuskFileSystem(AbstractFileSystem):
         t = self._writable(path)
         assert t.commit is not None
         data = bytes(value)
-        self._submit(_Op(t.commit, self._url(path),
+        self._submit(Op(t.commit, self._url(path),
                          lambda s: s.put_stream(t.path, io.BytesIO(data), False)))
 
     def pipe(self, path: Any, value: bytes | None = None, **kwargs: Any) -> None:
@@ -628,7 +530,7 @@ class TuskFileSystem(AbstractFileSystem):
         size = os.path.getsize(lpath)
         callback.set_size(size)
         local = Path(lpath)
-        self._submit(_Op(t.commit, self._url(rpath), lambda s: s.put_path(t.path, local, False)))
+        self._submit(Op(t.commit, self._url(rpath), lambda s: s.put_path(t.path, local, False)))
         callback.relative_update(size)
 
     def put(self, lpath: Any, rpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
@@ -648,7 +550,7 @@ class TuskFileSystem(AbstractFileSystem):
         src = FileRef(CommitRef(t1.commit.repo, None, fi.commit), fi.path)
         t2 = self._writable(path2)
         assert t2.commit is not None
-        self._submit(_Op(t2.commit, self._url(path2), lambda s: s.copy(src, t2.path, False)))
+        self._submit(Op(t2.commit, self._url(path2), lambda s: s.copy(src, t2.path, False)))
 
     def copy(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None,
              on_error: str | None = None, **kwargs: Any) -> None:
@@ -694,7 +596,7 @@ class TuskFileSystem(AbstractFileSystem):
                 raise IsADirectoryError(errno.EISDIR, "is a directory; pass recursive=True",
                                         url) from None
 
-        self._submit(_Op(t.commit, url, delete))
+        self._submit(Op(t.commit, url, delete))
 
     def rm_file(self, path: str) -> None:
         self.rm(path)
@@ -710,91 +612,3 @@ class TuskFileSystem(AbstractFileSystem):
 
     def rmdir(self, path: str) -> None:
         """Nothing to do: a directory disappears with its last file."""
-
-
-class TuskFile(AbstractBufferedFile):
-    """A file of ``tusk://``: reads pinned to one commit, writes spooled and put on close."""
-
-    def __init__(self, fs: TuskFileSystem, path: str, mode: str = "rb", block_size: Any = None,
-                 autocommit: bool = True, cache_type: str = "readahead",
-                 cache_options: dict[str, Any] | None = None, *, src: FileRef | None = None,
-                 details: dict[str, Any] | None = None, target: _Target | None = None,
-                 **kwargs: Any) -> None:
-        self.src = src
-        self.target = target
-        self._spool: Any = None
-        # The exception being handled when the file was opened, if any: close() lands the file
-        # unless a *new* exception is propagating (see _failing).
-        self._exc_at_open = sys.exc_info()[1]
-        kwargs.pop("size", None)  # reopen() after unpickling passes it; details has it
-        super().__init__(fs, path, mode, block_size, autocommit, cache_type, cache_options,
-                         size=details["size"] if details is not None else None, **kwargs)
-        if details is not None:
-            self._details = details
-
-    # -- reads ----------------------------------------------------------------------------
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        assert self.src is not None
-        return self.fs._read_range(self.src, start, min(end, self.size), self.full_name)
-
-    # -- writes ---------------------------------------------------------------------------
-
-    def _initiate_upload(self) -> None:
-        # Closed by discard(), after the write lands or is dropped: it outlives this call.
-        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, mode="w+b")  # noqa: SIM115
-
-    def _upload_chunk(self, final: bool = False) -> bool:
-        self._spool.write(self.buffer.getbuffer())
-        if final and self.autocommit:
-            self.commit()
-        # else (fs.transaction, or autocommit=False): the transaction or f.commit() lands it
-        return True
-
-    def _op(self) -> _Op:
-        assert self.target is not None and self.target.commit is not None
-        spool, path, append = self._spool, self.target.path, self.mode == "ab"
-
-        def put(session: Any) -> None:
-            spool.seek(0)
-            session.put_stream(path, spool, append)
-
-        return _Op(self.target.commit, self.full_name, put)
-
-    def commit(self) -> None:
-        """Land the written bytes as one commit (or into the open commit named)."""
-        try:
-            self.fs._land([self._op()])
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
-
-    def _failing(self) -> bool:
-        """Whether close() runs because an exception is propagating (a ``with`` block, or
-        pandas' handles, closing on error), rather than on the normal path."""
-        current = sys.exc_info()[1]
-        return current is not None and current is not self._exc_at_open
-
-    def close(self) -> None:
-        if self.mode != "rb" and not self.closed and self._failing():
-            self._abandon()
-            return
-        super().close()
-
-    def _abandon(self) -> None:
-        """Close without landing anything."""
-        self.discard()
-        self.buffer = io.BytesIO()
-        self.forced = True
-        self.closed = True
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is not None and self.mode != "rb" and not self.closed:
-            self._abandon()
-            return
-        self.close()
