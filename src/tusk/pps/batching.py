@@ -44,7 +44,17 @@ from typing import TYPE_CHECKING, Any
 from tusk.batching import PROTOCOL, SOCKET_ENV, short_path
 from tusk.pps import datums as dm
 from tusk.pps import logs
-from tusk.pps.jobs import FAILED, RECOVERED, SUCCESS, DatumResult, _empty, datum_env, inputs_by_name
+from tusk.pps.jobs import (
+    FAILED,
+    RECOVERED,
+    STOPPED,
+    SUCCESS,
+    DatumResult,
+    _empty,
+    cut_short,
+    datum_env,
+    inputs_by_name,
+)
 from tusk.pps.logs import DatumLog
 from tusk.pps.spec import PipelineSpec
 from tusk.pps.workspace import OutputError, harvest, materialize, reset
@@ -177,7 +187,7 @@ class _Batch:
 
     def _not_run(self) -> str:
         if self.watch.stopped.is_set():
-            return "not run: the job was stopped"
+            return f"not run: {STOPPED}"
         return f"not run: job_timeout of {self.spec.job_timeout:g}s exceeded"
 
     def _take(self) -> dm.Datum | None:
@@ -206,7 +216,7 @@ class _Batch:
         with self.qlock:
             self.done += 1
             done = self.done
-            if not r.reason.endswith("the job was stopped"):  # cut short: counts as nothing
+            if not cut_short(r):  # cut short by a stop: counts as nothing
                 self.counts[r.state] = self.counts.get(r.state, 0) + 1
             counts = dict(self.counts)
         if done % 50 == 0 or done == len(self.todo):
@@ -376,7 +386,7 @@ class _Batch:
                 self.queue.appendleft(r.datum)
             return
         if killed in ("stopped", "restart"):
-            self._settle(r, "the job was stopped")
+            self._settle(r, STOPPED)
         elif killed == "deadline":
             self._settle(r, f"timed out: job_timeout of {self.spec.job_timeout:g}s exceeded")
         elif killed == "timeout":

@@ -50,6 +50,13 @@ from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
 
 SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
+# The reason of a datum that 'stop pipeline/job' cut short (or kept from starting): it counts
+# as neither processed nor failed in the job's progress.
+STOPPED = "the job was stopped"
+
+
+def cut_short(r: DatumResult) -> bool:
+    return r.reason.endswith(STOPPED)
 
 
 def to_node(inp: Input) -> dm.Node:
@@ -406,7 +413,7 @@ class JobRunner:
                     free.append(slot)
             with slot_lock:
                 progress["done"] += 1
-                if not r.reason.endswith("the job was stopped"):
+                if not cut_short(r):
                     progress[r.state] += 1
                 if progress["done"] % 50 == 0 or progress["done"] == len(todo):
                     self._progress(job.id, progress[SUCCESS], progress[FAILED], progress[RECOVERED])
@@ -443,7 +450,7 @@ class JobRunner:
         while attempt < spec.datum_tries:
             attempt += 1
             if watch.stopped.is_set():
-                result.reason = "not run: the job was stopped"
+                result.reason = f"not run: {STOPPED}"
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 # The job is out of time: do not start more work, just account for the datum.
@@ -466,7 +473,7 @@ class JobRunner:
                 if restarted and not watch.stopped.is_set():
                     attempt -= 1  # 'restart datum': run it again without using up a try
                     continue
-                result.reason = "the job was stopped"
+                result.reason = STOPPED
                 break
             ok = not outcome.timed_out and (outcome.returncode == 0
                                             or outcome.returncode in t.accept_return_code)
