@@ -151,6 +151,50 @@ def test_a_failed_write_behind_is_raised_and_aborts_cleanly(tmp_path: Path) -> N
     assert (tmp_path / "ok.bin").read_bytes() == b"firstthird"
 
 
+def test_abort_while_full_packs_are_sealing_leaves_nothing_after_gc(
+    store: ObjectStore, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full packs seal on threads while the next fills; an abort waits for them, deletes what
+    is still in scratch, and leaves published ones as orphans that GC frees."""
+    from tusk.storage import content
+
+    monkeypatch.setattr(content, "PACK_LIMIT", 2 * MIB)
+    (tmp_path / "big").write_bytes(rand(11 * MIB, 31))
+    w = ContentWriter(store, db)
+    w.write_path(tmp_path / "big")
+    w.abort()
+    assert list(store.scratch_dir().iterdir()) == []
+    with db.tx() as conn:
+        assert conn.execute(schema.chunks.select()).first() is None
+    collect_garbage(_backend(store, db, tmp_path), orphan_grace=0)
+    assert list(store.list("packs/")) == []
+
+
+def test_a_pack_that_fails_to_seal_on_a_thread_fails_the_seal(
+    store: ObjectStore, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tusk.storage import content
+
+    monkeypatch.setattr(content, "PACK_LIMIT", 2 * MIB)
+    calls = []
+    real_put = store.put_file
+
+    def put_file(key: str, path: Path) -> None:
+        calls.append(key)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_put(key, path)
+
+    monkeypatch.setattr(store, "put_file", put_file)
+    (tmp_path / "big").write_bytes(rand(9 * MIB, 32))
+    w = ContentWriter(store, db)
+    w.write_path(tmp_path / "big")
+    with pytest.raises(OSError, match="No space left"):
+        w.seal()
+    w.abort()
+    assert len(calls) >= 3  # the failure came from a pack sealed mid-write, not the last one
+
+
 def test_identical_content_in_a_later_session_stores_no_new_bytes(
     store: ObjectStore, db: Database
 ) -> None:

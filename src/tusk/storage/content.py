@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -40,6 +41,7 @@ from tusk.errors import NotFound
 from tusk.storage import schema
 from tusk.storage.db import Database
 from tusk.storage.objects import ObjectStore
+from tusk.storage.read_ahead import ReadAhead
 from tusk.storage.write_behind import WriteBehind
 
 # Files up to this size are one chunk: cutting them buys no dedup worth its cost.
@@ -50,6 +52,9 @@ BUNDLE_MAX = 4 << 20
 BUNDLE_AVG_FILES = 256
 CDC_AVG = 1 << 20  # pyfastcdc: min = avg/4, max = avg*4
 PACK_LIMIT = 256 << 20
+# Full packs sealing at once. fsyncs of several files run in parallel on this disk where one
+# file's fsync is one stream of writeback (docs/benchmarks.md).
+SEAL_THREADS = 4
 LOOKUP_BATCH = 500
 
 EMPTY_HASH = blake3.blake3(b"").digest()
@@ -168,6 +173,8 @@ class ContentWriter:
     _packs: list[tuple[str, int]] = field(default_factory=list)
     _pending: list[tuple[str, Path, int]] = field(default_factory=list)  # sealed, not published
     _behind: WriteBehind | None = None  # the pack writes of large files (write_behind)
+    _sealer: ThreadPoolExecutor | None = None  # seals full packs while the next one fills
+    _sealing: list[Future] = field(default_factory=list)
     bytes_written: int = 0
     bytes_deduped: int = 0
 
@@ -196,20 +203,26 @@ class ContentWriter:
 
     def _write_mapped(self, path: Path | str) -> FileContent:
         """A large file cut from a read-only mapping, its new chunks written behind: the pack
-        writes run on a thread (``write_behind``) while the next chunks are cut and hashed.
-        The mapping stays open until those writes are done, since they read from it."""
+        writes run on a thread (``write_behind``) while the next chunks are cut and hashed, and
+        another thread reads the source ahead of the cutting (``read_ahead``). The mapping
+        stays open until those writes are done, since they read from it."""
         with open(path, "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        view = memoryview(mm)
-        try:
-            refs = [self._add_chunk(c.data, behind=True) for c in FastCDC(avg_size=CDC_AVG).cut_buf(view)]
-        finally:
-            self._drain_behind()
+            ahead = ReadAhead(f.fileno())
+            view = memoryview(mm)
+            refs = []
             try:
-                view.release()
-                mm.close()
-            except BufferError:  # a chunk view is still referenced: it closes when collected
-                pass
+                for c in FastCDC(avg_size=CDC_AVG).cut_buf(view):
+                    refs.append(self._add_chunk(c.data, behind=True))
+                    ahead.advance(c.offset + c.length)
+            finally:
+                ahead.close()
+                self._drain_behind()
+                try:
+                    view.release()
+                    mm.close()
+                except BufferError:  # a chunk view is still referenced: it closes when collected
+                    pass
         return make_content(refs)
 
     def write_stream(self, stream: BinaryIO, progress: Callable[[int], None] | None = None) -> FileContent:
@@ -254,6 +267,10 @@ class ContentWriter:
             self._pack.file.close()
             self._pack.path.unlink(missing_ok=True)
             self._pack = None
+        try:
+            self._wait_sealing()
+        except OSError:
+            pass  # an orphaned pack is for GC to reclaim
         for _key, path, _size in self._pending:
             path.unlink(missing_ok=True)
         self._pending = []
@@ -369,7 +386,7 @@ class ContentWriter:
         pack.size += len(data)
         self.bytes_written += len(data)
         if pack.size >= PACK_LIMIT:
-            self._close_pack()
+            self._close_pack(last=False)
         elif pack.size - pack.flushed_at >= self.flush_every:
             pack.flush_in_background()
 
@@ -382,21 +399,45 @@ class ContentWriter:
             self._behind.close()
             self._behind = None
 
-    def _close_pack(self) -> None:
+    def _close_pack(self, last: bool = True) -> None:
+        """Seal the open pack. A full pack mid-write (``last`` false) is sealed on a thread
+        while the next one fills; the last one is sealed here, after waiting for the others."""
         self._drain_behind()  # every byte queued for this pack is in it before the fsync
         pack = self._pack
-        if pack is None:
-            return
-        self._pack = None
+        if pack is not None:
+            self._pack = None
+            # Recorded now, in this thread; abort deletes pending packs, GC orphaned published ones.
+            if self.defer_publish:
+                self._pending.append((pack.key, pack.path, pack.size))
+            else:
+                self._packs.append((pack.key, pack.size))
+            if not last and self.threaded_hash:  # no threads in forked workers
+                if self._sealer is None:
+                    self._sealer = ThreadPoolExecutor(SEAL_THREADS, thread_name_prefix="tusk-seal")
+                self._sealing.append(self._sealer.submit(self._seal_pack, pack))
+                return
+            self._seal_pack(pack)
+        if last:
+            self._wait_sealing()
+
+    def _seal_pack(self, pack: _Pack) -> None:
         # The sealing fsync: the pack's bytes are durable before any commit can name them.
         pack.wait()
         os.fsync(pack.file.fileno())
         pack.file.close()
-        if self.defer_publish:
-            self._pending.append((pack.key, pack.path, pack.size))
-            return
-        self.store.put_file(pack.key, pack.path)
-        self._packs.append((pack.key, pack.size))
+        if not self.defer_publish:
+            self.store.put_file(pack.key, pack.path)
+
+    def _wait_sealing(self) -> None:
+        """Wait for the packs sealing on threads; raise the first failure."""
+        sealing, self._sealing = self._sealing, []
+        errors = [f.exception() for f in sealing]
+        if self._sealer is not None:
+            self._sealer.shutdown()
+            self._sealer = None
+        for e in errors:
+            if e is not None:
+                raise e
 
 
 class _Prepend:
