@@ -5,8 +5,11 @@ Goals: put >= 0.5 GB/s, get >= 1 GB/s. Also reports how much a re-put of identic
 to the store (goal < 1%). Caches are dropped before each timed step when running as root.
 
 References: `cp` + `sync`, and `dd bs=4M conv=fdatasync` (a copy made durable, which is what a
-put must do before it commits). The second says what this disk itself sustains: a put cannot
-beat it.
+put must do before it commits). A third, the *ceiling*, writes the same number of bytes from
+memory and fdatasyncs them: no source to read, no CPU work. No durable put of a cold source can
+beat it on this disk, so it says whether a miss is tusk's or the disk's. Each round's put is
+also reported as a ratio to that round's `cp`, which pairs two measurements taken seconds
+apart and so cancels most of the disk's minute-to-minute drift.
 """
 
 from __future__ import annotations
@@ -44,8 +47,21 @@ def main() -> None:
     with open(src2, "wb") as f:
         f.writelines(os.urandom(1 << 20) for _ in range(args.mib))
     tusk = str(Path(sys.executable).parent / "tusk")
-    puts, cli_puts, gets, cli_gets, cps, dds, growth = [], [], [], [], [], [], []
+    puts, cli_puts, gets, cli_gets, cps, dds, ceilings, growth = [], [], [], [], [], [], [], []
+    block = os.urandom(64 << 20)
     for run in range(args.runs):
+        drop_caches()
+        dst = work / f"ceiling{run}.bin"
+        t0 = time.perf_counter()
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for _ in range(size // len(block)):
+            os.write(fd, block)
+        os.write(fd, block[: size % len(block)])
+        os.fdatasync(fd)
+        os.close(fd)
+        ceilings.append(size / (time.perf_counter() - t0))
+        dst.unlink()
+
         drop_caches()
         t0 = time.perf_counter()
         subprocess.run(["cp", str(src), str(work / f"copy{run}.bin")], check=True)
@@ -106,7 +122,9 @@ def main() -> None:
         "bytes": size,
         "cp_plus_sync_MBps": mb(cps),
         "dd_fdatasync_MBps": mb(dds),
+        "ceiling_write_from_memory_MBps": mb(ceilings),
         "tusk_put_api_MBps": mb(puts),
+        "tusk_put_api_vs_cp_same_round": summarize([p / c for p, c in zip(puts, cps, strict=True)]),
         "tusk_put_cli_MBps": mb(cli_puts),
         "tusk_get_api_MBps": mb(gets),
         "tusk_get_cli_MBps": mb(cli_gets),
