@@ -195,6 +195,33 @@ def test_a_pack_that_fails_to_seal_on_a_thread_fails_the_seal(
     assert len(calls) >= 3  # the failure came from a pack sealed mid-write, not the last one
 
 
+def test_a_large_file_copies_out_identical_from_any_offset_with_read_ahead(
+    store: ObjectStore, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``get file`` copies slices out of several packs while a thread reads the next ones
+    ahead; every byte must arrive in order, from the start or from an offset."""
+    import os
+
+    from tusk.storage import content
+
+    monkeypatch.setattr(content, "PACK_LIMIT", 3 * MIB)
+    monkeypatch.setattr(content, "READ_AHEAD_MIN", MIB)  # so this file is read ahead
+    data = rand(10 * MIB, 41)
+    (tmp_path / "big").write_bytes(data)
+    w = ContentWriter(store, db)
+    fc = w.write_path(tmp_path / "big")
+    index(db, w)
+    reader = ContentReader(store, db)
+    for start in (0, 5 * MIB + 123):
+        out = tmp_path / f"out{start}"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            assert reader.copy_to_fd(fc.chunks, fd, start) == len(data) - start
+        finally:
+            os.close(fd)
+        assert out.read_bytes() == data[start:]
+
+
 def test_identical_content_in_a_later_session_stores_no_new_bytes(
     store: ObjectStore, db: Database
 ) -> None:

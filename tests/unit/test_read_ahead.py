@@ -27,7 +27,7 @@ def test_it_stops_at_the_lead_until_the_consumer_advances(
     monkeypatch.setattr(read_ahead.os, "posix_fadvise", spy)
     fd = os.open(path, os.O_RDONLY)
     try:
-        ra = ReadAhead(fd, lead=8 * 4096)
+        ra = ReadAhead.of_file(fd, lead=8 * 4096)
         ra._thread.join(0.3)  # it runs ahead, then waits for the consumer
         assert max(offsets) == 7 * 4096
         ra.advance(60 * 4096)
@@ -46,14 +46,14 @@ def test_close_returns_while_it_waits_and_a_failing_hint_is_not_an_error(
     path.write_bytes(b"x" * 100)
     fd = os.open(path, os.O_RDONLY)
     try:
-        ra = ReadAhead(fd, lead=0)  # never allowed ahead: it waits at once
+        ra = ReadAhead.of_file(fd, lead=0)  # never allowed ahead: it waits at once
         ra.close()
 
         def fail(*_args: object) -> None:
             raise OSError(22, "Invalid argument")
 
         monkeypatch.setattr(read_ahead.os, "posix_fadvise", fail)
-        ra = ReadAhead(fd)
+        ra = ReadAhead.of_file(fd)
         ra._thread.join(5)  # the hint gives up quietly: nothing is raised anywhere
         assert not ra._thread.is_alive()
         ra.close()

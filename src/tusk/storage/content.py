@@ -56,6 +56,7 @@ PACK_LIMIT = 256 << 20
 # file's fsync is one stream of writeback (docs/benchmarks.md).
 SEAL_THREADS = 4
 LOOKUP_BATCH = 500
+READ_AHEAD_MIN = 32 << 20  # a get reads ahead (read_ahead) only for files at least this big
 
 EMPTY_HASH = blake3.blake3(b"").digest()
 
@@ -208,7 +209,7 @@ class ContentWriter:
         stays open until those writes are done, since they read from it."""
         with open(path, "rb") as f:
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            ahead = ReadAhead(f.fileno())
+            ahead = ReadAhead.of_file(f.fileno())
             view = memoryview(mm)
             refs = []
             try:
@@ -508,18 +509,35 @@ class ContentReader:
         return b"".join(self.iter_bytes(chunks))
 
     def copy_to_fd(self, chunks: Iterable[ChunkRef], fd: int, start: int = 0) -> int:
-        """Write a file's bytes to ``fd`` using kernel copies where the store is local."""
+        """Write a file's bytes to ``fd`` using kernel copies where the store is local, with the
+        next slices read ahead (``read_ahead``) while the current one is copied."""
         written = 0
         fds: dict[str, int] = {}
+        slices = list(self._slices(chunks, start))
         try:
-            for key, off, n in self._slices(chunks, start):
-                local = self.store.local_path(key)
-                if local is None:
-                    written += _write_all(fd, self.store.read(key, off, n))
-                    continue
-                if key not in fds:
-                    fds[key] = os.open(local, os.O_RDONLY)
-                written += _copy_range(fds[key], fd, off, n)
+            local: list[tuple[int, int, int]] = []  # (pack fd, offset, length) for read-ahead
+            for key, off, n in slices:
+                path = self.store.local_path(key)
+                if path is not None:
+                    if key not in fds:
+                        fds[key] = os.open(path, os.O_RDONLY)
+                    local.append((fds[key], off, n))
+            # Not for small files: a thread per file would cost more than the kernel's own
+            # read-ahead loses (workspaces materialize many small files).
+            ahead = ReadAhead(local) if sum(r[2] for r in local) >= READ_AHEAD_MIN else None
+            done = 0
+            try:
+                for key, off, n in slices:
+                    if key in fds:
+                        done += _copy_range(fds[key], fd, off, n)
+                        if ahead is not None:
+                            ahead.advance(done)
+                    else:
+                        written += _write_all(fd, self.store.read(key, off, n))
+            finally:
+                if ahead is not None:
+                    ahead.close()
+            written += done
         finally:
             for f in fds.values():
                 os.close(f)

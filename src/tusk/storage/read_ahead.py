@@ -1,37 +1,52 @@
-"""Read-ahead: a thread that pulls a file into the page cache a bounded distance ahead of the
-code consuming it, so a put never waits on the disk for its source bytes.
+"""Read-ahead: a thread that asks for the byte ranges a reader will need next, a bounded
+distance ahead of it, so the reader finds them in the page cache instead of waiting on the disk.
 
-A large put cuts its source from a read-only mapping. Touching a page that is not cached
-faults, and the fault reads the next few MiB synchronously: the cutting thread stops for every
-disk read. On this machine's virtio disk, reads and writes also share one device, so a read that
-trickles in between pack writes costs more than the same bytes read in large steps. A thread
-asking for the next steps ahead of time (``POSIX_FADV_WILLNEED``) turns the faults into hits; on
-a cold 1 GiB source, in the disk's slow minutes, reading ahead took a put from ~330 to ~400 MB/s
-(docs/benchmarks.md).
+Two readers use it:
 
-The lead is bounded (``LEAD``) so that a file larger than memory does not evict its own
-not-yet-cut pages. Read-ahead is only a hint: any error stops it and the consumer then reads
-the pages itself.
+* a large put, which cuts its source from a read-only mapping. Touching a page that is not
+  cached faults, and the fault reads the next few MiB synchronously: the cutting thread stops
+  for every disk read;
+* ``get file``, which copies chunk slices out of packs with ``sendfile``: each call reads its
+  slice synchronously before it can copy it.
+
+Asking ahead (``POSIX_FADV_WILLNEED``: the kernel starts the reads and returns, copying
+nothing) keeps the disk busy while the reader works. On a cold 1 GiB file it took a put from
+~330 to ~400 MB/s in the disk's slow minutes, and a get from ~820 to ~1,020 MB/s
+(docs/benchmarks.md). A ``preadv`` into a scratch buffer did the same for a put but cost ~1 CPU-s
+more per GiB.
+
+The lead is bounded (``LEAD``) so that a file larger than memory does not evict its own unread
+pages. Read-ahead is only a hint: any error stops it, and the reader then reads the pages itself.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
 
-LEAD = 256 << 20  # how far ahead of the consumer the thread may read
-STEP = 8 << 20  # one read call
+LEAD = 256 << 20  # how many bytes ahead of the reader the thread may ask for
+STEP = 8 << 20  # one request, when a whole file is read ahead
+
+Range = tuple[int, int, int]  # (fd, offset, length)
+
+
+def file_steps(fd: int) -> Iterator[Range]:
+    """The whole of ``fd`` in ``STEP`` pieces."""
+    size = os.fstat(fd).st_size
+    for offset in range(0, size, STEP):
+        yield fd, offset, min(STEP, size - offset)
 
 
 class ReadAhead:
-    """Read ``fd`` ahead of the position given to ``advance``; ``close`` stops the thread.
+    """Ask for ``ranges`` in order, at most ``lead`` bytes beyond what the reader reported with
+    ``advance``; ``close`` stops the thread.
 
-    The caller keeps ``fd`` open until ``close`` returns.
+    ``ranges`` is consumed by the thread; the caller keeps their fds open until ``close`` returns.
     """
 
-    def __init__(self, fd: int, lead: int = LEAD) -> None:
-        self._fd = fd
-        self._size = os.fstat(fd).st_size
+    def __init__(self, ranges: Iterable[Range], lead: int = LEAD) -> None:
+        self._ranges = ranges
         self._lead = lead
         self._consumed = 0
         self._stopped = False
@@ -39,28 +54,28 @@ class ReadAhead:
         self._thread = threading.Thread(target=self._run, name="tusk-read-ahead", daemon=True)
         self._thread.start()
 
+    @classmethod
+    def of_file(cls, fd: int, lead: int = LEAD) -> ReadAhead:
+        return cls(file_steps(fd), lead)
+
     def _run(self) -> None:
-        offset = 0
+        asked = 0
         try:
-            while True:
+            for fd, offset, length in self._ranges:
                 with self._cv:
-                    while not self._stopped and offset - self._consumed >= self._lead:
+                    while not self._stopped and asked - self._consumed >= self._lead:
                         self._cv.wait()
                     if self._stopped:
                         return
-                if offset >= self._size:
-                    return
-                # WILLNEED starts the reads into the page cache and copies nothing: a preadv
-                # into a scratch buffer did the same job for ~1 CPU-s more per GiB.
-                os.posix_fadvise(self._fd, offset, min(STEP, self._size - offset), os.POSIX_FADV_WILLNEED)
-                offset += STEP
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+                asked += length
         except OSError:
-            return  # a hint only: the consumer's own reads will meet (and report) the problem
+            return  # a hint only: the reader's own reads will meet (and report) the problem
 
-    def advance(self, position: int) -> None:
-        """The consumer has used the file up to ``position``."""
+    def advance(self, consumed: int) -> None:
+        """The reader has used ``consumed`` bytes of the ranges so far."""
         with self._cv:
-            self._consumed = position
+            self._consumed = consumed
             self._cv.notify()
 
     def close(self) -> None:
