@@ -122,6 +122,22 @@ def test_pipeline_commands(remote: Any) -> None:
     assert remote.fail("create", "pipeline", "-f", "upper.json").startswith("tusk: pipeline upper already")
 
 
+def test_pipeline_in_a_transaction_through_the_server(remote: Any) -> None:
+    """create pipeline inside a transaction is queued on the server and applied by its finish."""
+    remote.ok("create", "repo", "words")
+    remote.ok("put", "file", "words@master:/a.txt", "-f", "-", input="hi")
+    spec = {"pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "words", "glob": "/*"}},
+            "transform": {"cmd": ["sh", "-c", "cp /pfs/words/* /pfs/out/"]}}
+    remote.write("copy.json", json.dumps(spec))
+    txn = remote.ok("start", "transaction").strip()
+    remote.ok("create", "pipeline", "-f", "copy.json")
+    assert remote.json("list", "pipeline", "--raw") == []
+    remote.ok("finish", "transaction")
+    assert [j["id"] for j in remote.json("list", "job", "-p", "copy", "--raw")] == [txn]
+    remote.json("wait", "commit", txn, "--raw", timeout=120)
+    assert remote.ok("get", "file", "copy@master:/a.txt") == "hi"
+
+
 def test_internal_commands_say_not_available(remote: Any) -> None:
     line = remote.fail("controller")
     assert line.startswith("tusk: 'tusk controller' is not available against a server yet")

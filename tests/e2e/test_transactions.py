@@ -179,3 +179,115 @@ def test_delete_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     names = {x["name"] for x in t.json("list", "repo", "--raw")}
     assert names == {"keep", "up", "fresh"}
     assert t("get", "file", "old@master:/a").returncode != 0
+
+
+COPY = bash("cp -r /pfs/in/. /pfs/out/")
+
+
+def test_a_pipeline_created_in_a_transaction_makes_one_job_with_its_input_commit(
+    process_pipes: Pipes,
+) -> None:
+    """Pachyderm's transactions hold create pipeline too: the pipeline, its input repo and the
+    first input commit appear together, and the first job is the transaction's commit set."""
+    p = process_pipes
+    txn = p.ok("start", "transaction").strip()
+    p.ok("create", "repo", "in")
+    r = p.t("create", "pipeline", "-f", str(p.spec_file(spec("copy", pfs_input("in", name="in"), COPY))))
+    assert r.returncode == 0 and f"added to transaction {txn}" in r.stderr, r.stderr
+    assert p.raw("list", "pipeline") == [] and p.raw("list", "repo") == []  # nothing yet
+    ops = [(o["op"], o["repo"]) for o in p.raw("inspect", "transaction")["ops"]]
+    assert ops == [("create_repo", "in"), ("create_pipeline", "copy")]
+    assert "create pipeline copy" in p.ok("inspect", "transaction")
+    p.ok("finish", "transaction")
+
+    assert [x["name"] for x in p.raw("list", "pipeline")] == ["copy"]
+    first = p.jobs("-p", "copy")
+    assert [j["id"] for j in first] == [txn]  # the first job carries the transaction's ID
+    p.wait(txn)
+    p.put("in", {"a": "A"})
+    p.wait("copy@master")
+    assert p.text_tree("copy@master") == {"/a": "A"}
+
+
+def test_create_and_update_pipeline_in_a_transaction_are_checked_on_arrival(
+    process_pipes: Pipes,
+) -> None:
+    p = process_pipes
+    p.repo("in", {"a": "A"})
+    p.create(spec("copy", pfs_input("in", name="in"), COPY))
+    p.wait("copy@master")
+    jobs_before = len(p.jobs("-p", "copy"))
+    txn = p.ok("start", "transaction").strip()
+    # Refused at once, queue unchanged: an existing pipeline, a missing input, a repo the
+    # transaction creates taking the pipeline's name, a second create of the same pipeline.
+    assert "already exists" in p.t.fail(
+        "create", "pipeline", "-f", str(p.spec_file(spec("copy", pfs_input("in"), COPY))))
+    assert "input repo nope not found" in p.t.fail(
+        "create", "pipeline", "-f", str(p.spec_file(spec("other", pfs_input("nope"), COPY))))
+    p.ok("create", "repo", "taken")
+    assert "this transaction creates repo taken" in p.t.fail(
+        "create", "pipeline", "-f", str(p.spec_file(spec("taken", pfs_input("in"), COPY))))
+    p.create(spec("second", pfs_input("copy", name="in"), COPY))  # reads a pipeline's output
+    assert "already created by this transaction" in p.t.fail(
+        "create", "pipeline", "-f", str(p.spec_file(spec("second", pfs_input("copy"), COPY))))
+    assert "not found" in p.t.fail(
+        "update", "pipeline", "-f", str(p.spec_file(spec("ghost", pfs_input("in"), COPY))))
+    # An update of the existing pipeline and of the one the transaction creates are fine.
+    upper = bash("for f in /pfs/in/*; do tr a-z A-Z < $f > /pfs/out/$(basename $f).up; done")
+    p.update(spec("copy", pfs_input("in", name="in"), upper), "--reprocess")
+    p.update(spec("second", pfs_input("copy", name="in"), upper))
+    ops = [(o["op"], o["repo"]) for o in p.raw("inspect", "transaction")["ops"]]
+    assert ops == [("create_repo", "taken"), ("create_pipeline", "second"),
+                   ("update_pipeline", "copy"), ("update_pipeline", "second")]
+    assert len(p.jobs("-p", "copy")) == jobs_before  # the update waits for the finish
+    # Finishing through PFS alone would drop the pipelines: it is refused.
+    from tusk.errors import FailedPrecondition
+    from tusk.pfs.service import PfsService
+
+    svc = PfsService.open(p.root)
+    with pytest.raises(FailedPrecondition, match="holds pipeline changes"):
+        svc.finish_transaction(txn)
+    svc.close()
+
+    p.ok("finish", "transaction")
+    assert {x["name"]: x["version"] for x in p.raw("list", "pipeline")} == {"copy": 2, "second": 2}
+    p.wait(txn)
+    p.wait("second@master")
+    assert p.text_tree("copy@master") == {"/a.up": "A"}
+    assert p.text_tree("second@master") == {"/a.up.up": "A"}
+    assert {c["repo"] for c in p.raw("list", "commit", txn)} >= {"copy", "second"}
+
+
+def test_stop_transaction_drops_queued_pipelines(process_pipes: Pipes) -> None:
+    p = process_pipes
+    p.repo("in", {"a": "A"})
+    p.ok("start", "transaction")
+    p.create(spec("copy", pfs_input("in", name="in"), COPY))
+    p.ok("stop", "transaction")
+    assert p.raw("list", "pipeline") == []
+    assert [x["name"] for x in p.raw("list", "repo")] == ["in"]
+
+
+def test_a_pipeline_and_the_first_commit_to_its_input_make_one_job(process_pipes: Pipes) -> None:
+    """The usual reason for a pipeline in a transaction: the input commit the transaction starts
+    and the new pipeline's first job are one commit set, so the pipeline runs once, on it."""
+    p = process_pipes
+    p.repo("raw")
+    txn = p.ok("start", "transaction").strip()
+    assert p.ok("start", "commit", "raw@master").strip() == txn
+    p.create(spec("copy", pfs_input("raw", name="in"), COPY))
+    p.ok("finish", "transaction")
+    p.ok("put", "file", "raw@master:/a", "-f", "-", input="A")  # into the open commit
+    p.ok("finish", "commit", "raw@master")
+    commits = p.wait(txn)
+    assert sorted(c["repo"] for c in commits) == ["copy", "raw"]
+    assert [j["id"] for j in p.jobs("-p", "copy")] == [txn]  # one job, on the new commit
+    assert p.text_tree("copy@master") == {"/a": "A"}
+
+    # A pipeline reading a repo the same transaction deletes is refused on arrival.
+    p.repo("old", {"x": "x"})
+    p.ok("start", "transaction")
+    p.ok("delete", "repo", "old")
+    line = p.t.fail("create", "pipeline", "-f", str(p.spec_file(spec("late", pfs_input("old"), COPY))))
+    assert "input repo old is deleted by this transaction" in line
+    p.ok("stop", "transaction")

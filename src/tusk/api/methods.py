@@ -39,6 +39,7 @@ PPS_METHODS: dict[str, str] = {
     "list_datums": CALL, "inspect_datum": CALL, "preview_datums": CALL, "restart_datum": CALL,
     "logs": STREAM,
     "lineage": CALL, "lineage_downstream": CALL, "explain_job": CALL,
+    "finish_transaction": CALL,
 }
 
 # What a write session (``FileSession``) does over HTTP; put_stream takes the request body.

@@ -56,17 +56,21 @@ def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
 def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
     """Create pipelines from a Pachyderm spec file."""
     specs = _read_specs(path, project)
+    from tusk.cli.txn_cmds import note_queued, txn_pps
     from tusk.pfs.refs import RepoRef
 
+    svc = txn_pps()  # inside a transaction the pipelines are created when it finishes
     coming: set[RepoRef] = set()
     for spec in specs:  # check every spec of the file before creating any of them
-        pps().create_pipeline(spec, dry_run=True, coming=frozenset(coming))
+        svc.create_pipeline(spec, dry_run=True, coming=frozenset(coming))
         coming.add(RepoRef(spec.project, spec.name))
     for spec in specs:
         _report_ignored(spec)
-        pps().create_pipeline(spec, dry_run=dry_run)
+        svc.create_pipeline(spec, dry_run=dry_run)
         if dry_run:
             click.echo(f"pipeline {spec.name}: valid; would create output repo {spec.name}")
+    if not dry_run:
+        note_queued(svc.pfs)
     from tusk.cli.common import is_remote
 
     if not is_remote():  # a server's runner is the server's business
@@ -91,9 +95,16 @@ def _say_runner() -> None:
 @project_option
 def update_pipeline(path: str, reprocess: bool, project: str | None) -> None:
     """Update pipelines; already processed datums stay skipped unless --reprocess."""
-    for spec in _read_specs(path, project):
+    from tusk.cli.txn_cmds import note_queued, txn_pps
+
+    specs = _read_specs(path, project)
+    svc = txn_pps()  # inside a transaction the updates apply when it finishes
+    for spec in specs:  # check every spec of the file before updating any of them
+        svc.create_pipeline(spec, update=True, dry_run=True)
+    for spec in specs:
         _report_ignored(spec)
-        pps().create_pipeline(spec, update=True, reprocess=reprocess)
+        svc.create_pipeline(spec, update=True, reprocess=reprocess)
+    note_queued(svc.pfs)
 
 
 @validate.command("pipeline")

@@ -31,6 +31,14 @@ def txn_pfs() -> PfsService:
     return svc
 
 
+def txn_pps():  # type: ignore[no-untyped-def]
+    """``pps()`` joined to the root's active transaction, if there is one."""
+    from tusk.cli.common import pps
+
+    txn_pfs()  # the PPS service works through this same PFS service
+    return pps()
+
+
 def note_queued(svc: PfsService) -> None:
     """Tell the user a change waits for 'finish transaction' (stderr: stdout stays scriptable)."""
     if svc.transaction is not None:
@@ -47,7 +55,9 @@ def start_transaction() -> None:
 @click.argument("txn_id", required=False, metavar="[ID]")
 def finish_transaction(txn_id: str | None) -> None:
     """Apply the active (or given) transaction atomically: one commit set, one propagation."""
-    info = pfs().finish_transaction(txn_id)
+    from tusk.cli.common import pps
+
+    info = pps().finish_transaction(txn_id)  # the pipeline service: queued pipelines apply too
     click.echo(f"finished transaction {info.id} ({len(info.ops)} operation(s))")
 
 

@@ -218,9 +218,11 @@ class CatalogMixin:
         head: CommitRef | None = None,
         provenance: list[tuple[RepoRef, str]] | None = None,
         trigger: Trigger | None = None,
+        set_id: str | None = None,
     ) -> BranchInfo | None:
         """Create a branch, or move / re-wire an existing one. Inside a transaction the change
-        is queued (and checked against the queue) and None is returned."""
+        is queued (and checked against the queue) and None is returned. ``set_id``: the commit
+        set a new head commit joins (a pipeline created by a finished transaction)."""
         check_branch_name(name)
         if trigger is not None:
             trigger.validate()
@@ -235,7 +237,8 @@ class CatalogMixin:
             })
             return None
         with self.b.db.tx() as conn:
-            self._create_branch_in(conn, ref, name, head, provenance, trigger, time.time())
+            self._create_branch_in(conn, ref, name, head, provenance, trigger, time.time(),
+                                   set_id=set_id)
         return self.inspect_branch(ref, name)
 
     def _create_branch_in(
@@ -543,11 +546,12 @@ class CatalogMixin:
 
         return fire_due(self, time.time() if now is None else now)
 
-    def trigger_branch(self, ref: RepoRef, name: str) -> str:
+    def trigger_branch(self, ref: RepoRef, name: str, set_id: str | None = None) -> str:
         """A new open commit on a branch with provenance, as if its inputs had moved.
 
         Used when a pipeline changes (update, rerun, start): the output branch gets a commit on
-        the current input heads, and the commit set propagates downstream as usual.
+        the current input heads, and the commit set propagates downstream as usual. ``set_id``
+        names that commit set (a transaction's) instead of a new one.
         """
         now = time.time()
         with self.b.db.tx() as conn:
@@ -555,7 +559,7 @@ class CatalogMixin:
             br = self._branch_row(conn, repo.id, name)
             if br is None:
                 raise NotFound(f"branch {ref}@{name} not found")
-            cid = new_id()
+            cid = self._set_id_for(conn, repo.id, set_id)
             pk = self._new_commit(conn, repo.id, name, br.head_id, AUTO, cid, now, finished=False)
             self._move_head(conn, br.id, br.head_id, pk, now)
             self._record_commit_provenance(conn, br.id, pk)

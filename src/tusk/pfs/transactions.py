@@ -14,6 +14,9 @@ active the CLI sets ``PfsService.transaction`` for the commands a transaction co
 * ``create repo`` is queued the same way (``repo_id`` 0; the name is in its arguments): the repo
   appears when the transaction finishes. ``delete repo`` is queued too, and happens then. Commits and branches of a repo the transaction itself
   creates must wait for that (Pachyderm's file writes are not transactional either).
+* ``create pipeline`` / ``update pipeline`` are queued too (``PIPELINE_OP``), but PFS only keeps
+  them: the pipeline layer checks them on arrival and applies them right after the PFS part of
+  ``finish transaction``, with the transaction's ID as their commit set (``pps/txn_pipelines.py``).
 
 ``finish transaction`` applies everything in ONE metadata transaction: each hidden commit
 becomes its branch's head by compare-and-set (an open one is re-parented if the branch moved
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from tusk.pfs.catalog import CatalogMixin
 
 ACTIVE_KEY = "active_transaction"
+PIPELINE_OP = "create_pipeline"  # kept here, applied by the pipeline layer after finish
 
 
 @dataclass(frozen=True)
@@ -95,13 +99,20 @@ class TransactionsMixin(CommitsMixin):
             _set_active(conn, tid)
         return self.inspect_transaction(tid)
 
-    def finish_transaction(self, txn_id: str | None = None) -> TransactionInfo:
-        """Apply a transaction atomically (see the module docstring)."""
+    def finish_transaction(self, txn_id: str | None = None, pipelines_follow: bool = False) -> TransactionInfo:
+        """Apply a transaction atomically (see the module docstring). A transaction holding
+        pipeline changes is finished by ``PpsService.finish_transaction``, which applies them
+        after this (``pipelines_follow``)."""
         tid = self._txn_id(txn_id)
         now = time.time()
         with self.b.db.tx() as conn:
             _open_txn(conn, tid)
-            _apply(self, conn, tid, _ops(conn, tid), now)
+            ops = _ops(conn, tid)
+            if not pipelines_follow and any(op["kind"] == PIPELINE_OP for op in ops):
+                raise FailedPrecondition(
+                    f"transaction {tid} holds pipeline changes; finish it with the pipeline"
+                    " service ('tusk finish transaction', PpsService.finish_transaction)")
+            _apply(self, conn, tid, ops, now)
             conn.execute(update(s.transactions).where(s.transactions.c.id == tid).values(
                 state="finished", finished_at=now))
             if _active(conn) == tid:
@@ -248,6 +259,28 @@ def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
     _queue(svc, tid, "delete_repo", repo_id, None, {"force": force})
 
 
+def queue_pipeline_op(svc: CatalogMixin, args: dict[str, Any]) -> None:
+    """Queue a create/update pipeline. PFS only keeps it: the pipeline layer checks it before
+    queuing and applies it after ``finish_transaction`` (``pps/txn_pipelines.py``)."""
+    _queue(svc, _require(svc), PIPELINE_OP, 0, None, args)
+
+
+def queued(svc: CatalogMixin, tid: str, kind: str) -> list[dict[str, Any]]:
+    """The arguments of an open transaction's queued operations of one kind, in order."""
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        return [json.loads(op["args"] or "{}") for op in _ops(conn, tid) if op["kind"] == kind]
+
+
+def repos_deleted(svc: CatalogMixin, tid: str) -> set[RepoRef]:
+    """The repos an open transaction's queued ``delete repo`` operations will delete."""
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        return {_repo_ref(conn, op["repo_id"]) for op in _ops(conn, tid)
+                if op["kind"] == "delete_repo" and conn.execute(select(s.repos.c.id).where(
+                    s.repos.c.id == op["repo_id"])).first() is not None}
+
+
 def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
     """Queue a create/delete branch, after checking it against the queue so far."""
     tid = _require(svc)
@@ -282,7 +315,8 @@ def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Ro
     except NotFound:
         for op in _ops(conn, tid):
             args = json.loads(op["args"] or "{}")
-            if op["kind"] == "create_repo" and (args["project"], args["name"]) == (ref.project, ref.repo):
+            creates = op["kind"] == "create_repo" or (op["kind"] == PIPELINE_OP and not args.get("update"))
+            if creates and (args["project"], args["name"]) == (ref.project, ref.repo):
                 raise FailedPrecondition(
                     f"repo {ref} is created when transaction {tid} finishes; finish it"
                     " ('tusk finish transaction'), then commit to the repo") from None
@@ -482,7 +516,7 @@ def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
         args = json.loads(op["args"] or "{}")
         repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
         name = "?" if repo is None else str(RepoRef(repo.project, repo.name))
-        if op["kind"] == "create_repo":
+        if op["kind"] in ("create_repo", PIPELINE_OP):
             name = str(RepoRef(args["project"], args["name"]))
         item: dict[str, Any] = {"op": op["kind"], "repo": name, "branch": op["branch"]}
         if op["commit_pk"] is not None:
@@ -497,6 +531,10 @@ def _info(conn: Connection, row: Row, active: str | None) -> TransactionInfo:
         elif op["kind"] == "create_repo":
             item["description"] = args.get("description") or None
             item = {k: v for k, v in item.items() if v is not None}
+        elif op["kind"] == PIPELINE_OP:  # the repo is the pipeline's output repo
+            item = {"op": "update_pipeline" if args.get("update") else "create_pipeline", "repo": name}
+            if args.get("reprocess"):
+                item["reprocess"] = True
         else:
             item.update({k: v for k, v in args.items() if v not in (None, False)})
         ops.append(item)

@@ -44,10 +44,20 @@ class PpsService:
     # -- pipelines ----------------------------------------------------------------------------
 
     def create_pipeline(self, spec: PipelineSpec, update: bool = False, reprocess: bool = False,
-                        dry_run: bool = False, coming: frozenset[RepoRef] = frozenset()) -> PipelineInfo:
+                        dry_run: bool = False, coming: frozenset[RepoRef] = frozenset(),
+                        set_id: str | None = None) -> PipelineInfo:
         """Create (or update) a pipeline. ``coming``: repos that specs checked together with this
-        one will create (a DAG in one file), which count as existing for a dry run."""
+        one will create (a DAG in one file), which count as existing for a dry run. Inside a
+        transaction the change is checked now and queued for 'finish transaction'
+        (``txn_pipelines``); ``set_id`` is then the transaction's commit set, which the
+        pipeline's first output commit (and job) joins."""
         pfs = self.pfs
+        if pfs.transaction is not None:
+            from tusk.pps import txn_pipelines
+
+            if dry_run:
+                return txn_pipelines.check(self, spec, update, coming)
+            return txn_pipelines.queue(self, spec, update, reprocess)
         pfs.inspect_project(spec.project)
         existing = self._find(spec.project, spec.name)
         if existing is not None and not update:
@@ -120,9 +130,9 @@ class PpsService:
             pass  # a spout's or service's output has no jobs: the supervisor restarts the process
         elif old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
             # New provenance gives the branch a new head commit: the job for this version.
-            pfs.create_branch(out_ref, spec.output_branch, provenance=provenance)
+            pfs.create_branch(out_ref, spec.output_branch, provenance=provenance, set_id=set_id)
         else:
-            pfs.trigger_branch(out_ref, spec.output_branch)
+            pfs.trigger_branch(out_ref, spec.output_branch, set_id=set_id)
         if existing is not None:
             self._kill_open_commits(existing.id)
         return self.inspect_pipeline(spec.name, spec.project)
@@ -191,6 +201,13 @@ class PpsService:
         now = time.time()
         repos = tuple(dict.fromkeys(leaf.repo for leaf in spec.input.walk())) if spec.input else ()
         return PipelineInfo(spec.project, spec.name, 0, "dry-run", "", spec.to_dict(), now, now, None, repos)
+
+    def finish_transaction(self, txn_id: str | None = None):  # type: ignore[no-untyped-def]
+        """Finish a transaction, pipelines included: ``PfsService.finish_transaction`` applies
+        the commits, branches and repos; the queued pipeline changes follow (``txn_pipelines``)."""
+        from tusk.pps import txn_pipelines
+
+        return txn_pipelines.finish(self, txn_id)
 
     def inspect_pipeline(self, name: str, project: str = "default") -> PipelineInfo:
         return self._info(self._row(name, project))

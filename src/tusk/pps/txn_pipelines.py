@@ -1,0 +1,133 @@
+"""Pipelines in transactions: ``create pipeline`` and ``update pipeline`` while a transaction is
+active are checked at once and queued; ``finish transaction`` applies them.
+
+Pachyderm lets a transaction create or update pipelines together with the commits and branches
+it holds, so that, for example, a new pipeline and the first commit to its input make one commit
+set and one job. Here:
+
+* **On arrival** the spec is checked as a dry run would check it, counting the repos that the
+  transaction's own queued ``create repo`` and ``create pipeline`` operations will create as
+  existing. A pipeline the transaction already creates cannot be created twice, and an update
+  needs the pipeline to exist or to be created earlier in the same transaction.
+* **At finish** every queued pipeline change is checked again (the root may have changed while
+  the transaction was open) *before* anything is applied. Then ``PfsService.finish_transaction``
+  applies the commits, branches and repos in one metadata transaction, and the pipelines are
+  created or updated in queue order with the transaction's ID as their commit set: the first
+  output commit and job of each carry the transaction's ID, as the other commits do.
+
+Pipeline creation spans several metadata transactions (the spec row, the output repo, its
+branch), so, unlike the PFS part, it is not applied atomically with the rest. The check just
+before finishing makes a failure there unlikely: it needs someone else to create a clashing
+repo or pipeline in the moment between the check and the apply. If it happens, the error names
+the pipeline, and the PFS part of the transaction stays applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+from tusk.errors import AlreadyExists, FailedPrecondition
+from tusk.pfs import transactions
+from tusk.pfs.refs import RepoRef
+from tusk.pps.spec import PipelineSpec, parse_spec
+
+if TYPE_CHECKING:
+    from tusk.pfs.transactions import TransactionInfo
+    from tusk.pps.model import PipelineInfo
+    from tusk.pps.service import PpsService
+
+
+def check(pps: PpsService, spec: PipelineSpec, update: bool,
+          coming: frozenset[RepoRef] = frozenset()) -> PipelineInfo:
+    """A dry run inside the transaction: as if its queued changes (and ``coming``) had happened."""
+    tid = _tid(pps)
+    _refuse_deleted_inputs(pps, tid, spec)
+    _check(_plain(pps), [*_queued(pps, tid), (spec, update, False)], _repos_created(pps, tid) | coming)
+    return pps._info_of_spec(spec)
+
+
+def queue(pps: PpsService, spec: PipelineSpec, update: bool, reprocess: bool) -> PipelineInfo:
+    """Check a pipeline change against the root and the transaction's queue, then queue it."""
+    check(pps, spec, update)
+    transactions.queue_pipeline_op(pps.pfs, {
+        "project": spec.project, "name": spec.name, "user_doc": spec.user_doc,
+        "update": update, "reprocess": reprocess,
+    })
+    return pps._info_of_spec(spec)
+
+
+def finish(pps: PpsService, txn_id: str | None) -> TransactionInfo:
+    """Check the queued pipeline changes again, finish the PFS part, then apply them."""
+    tid = pps.pfs._txn_id(txn_id)
+    queued = _queued(pps, tid)
+    plain = _plain(pps)
+    if queued:
+        for spec, _update, _reprocess in queued:
+            _refuse_deleted_inputs(pps, tid, spec)
+        _check(plain, queued, _repos_created(pps, tid))
+    info = plain.pfs.finish_transaction(tid, pipelines_follow=True)
+    for spec, update, reprocess in queued:
+        plain.create_pipeline(spec, update=update, reprocess=reprocess, set_id=tid)
+    return info
+
+
+def _tid(pps: PpsService) -> str:
+    tid = pps.pfs.transaction
+    assert tid is not None  # only called inside a transaction
+    return tid
+
+
+def _plain(pps: PpsService) -> PpsService:
+    """The same service outside the transaction: checks and applies must not queue."""
+    pfs = copy.copy(pps.pfs)
+    pfs.transaction = None
+    return type(pps)(pfs)
+
+
+def _queued(pps: PpsService, tid: str) -> list[tuple[PipelineSpec, bool, bool]]:
+    out = []
+    for args in transactions.queued(pps.pfs, tid, transactions.PIPELINE_OP):
+        spec = parse_spec(args["user_doc"], f"pipeline {args['name']}", args["project"])
+        out.append((spec, bool(args.get("update")), bool(args.get("reprocess"))))
+    return out
+
+
+def _repos_created(pps: PpsService, tid: str) -> set[RepoRef]:
+    return {RepoRef(a["project"], a["name"])
+            for a in transactions.queued(pps.pfs, tid, "create_repo")}
+
+
+def _refuse_deleted_inputs(pps: PpsService, tid: str, spec: PipelineSpec) -> None:
+    """An input repo the transaction deletes would be gone when the pipeline is applied."""
+    gone = transactions.repos_deleted(pps.pfs, tid)
+    for leaf in spec.input.walk() if spec.input else ():
+        ref = RepoRef(leaf.project, leaf.repo)
+        if ref in gone:
+            raise FailedPrecondition(f"pipeline {spec.name}: input repo {ref} is deleted by this"
+                                     " transaction")
+
+
+def _check(pps: PpsService, changes: list[tuple[PipelineSpec, bool, bool]],
+           repos: set[RepoRef]) -> None:
+    """Dry-run each change in order, as if the ones before it (and the queued repos) existed."""
+    created: set[tuple[str, str]] = set()
+    coming = set(repos)
+    for spec, update, _reprocess in changes:
+        key = (spec.project, spec.name)
+        out = RepoRef(spec.project, spec.name)
+        if key in created:
+            if not update:
+                raise AlreadyExists(f"pipeline {spec.name} is already created by this transaction;"
+                                    " use 'tusk update pipeline' to change its spec")
+            # An update of a pipeline the transaction creates: check the spec as a create.
+            pps.create_pipeline(spec, dry_run=True, coming=frozenset(coming - {out}))
+            continue
+        if not update and out in repos:
+            raise AlreadyExists(f"this transaction creates repo {out}; a pipeline's output repo"
+                                " takes the pipeline's name")
+        pps.create_pipeline(spec, update=update, dry_run=True, coming=frozenset(coming))
+        if not update:
+            created.add(key)
+            coming.add(out)
+
