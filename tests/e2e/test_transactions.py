@@ -291,3 +291,20 @@ def test_a_pipeline_and_the_first_commit_to_its_input_make_one_job(process_pipes
     line = p.t.fail("create", "pipeline", "-f", str(p.spec_file(spec("late", pfs_input("old"), COPY))))
     assert "input repo old is deleted by this transaction" in line
     p.ok("stop", "transaction")
+
+
+def test_update_repo_is_queued_until_the_transaction_finishes(tusk: object) -> None:
+    t = tusk
+    t.ok("create", "repo", "raw", "-d", "old words")
+    t.ok("create", "repo", "gone")
+    txn = t.ok("start", "transaction").strip()
+    r = t("update", "repo", "raw", "-d", "new words")
+    assert r.returncode == 0 and f"added to transaction {txn}" in r.stderr
+    assert t.json("inspect", "repo", "raw", "--raw")["description"] == "old words"  # not yet
+    assert "update repo raw [description=new words]" in t.ok("inspect", "transaction")
+    assert "not found" in t.fail("update", "repo", "nope", "-d", "x")
+    t.ok("delete", "repo", "gone")
+    assert "deletes that repo" in t.fail("update", "repo", "gone", "-d", "x")
+    t.ok("finish", "transaction")
+    assert t.json("inspect", "repo", "raw", "--raw")["description"] == "new words"
+    assert "gone" not in [x["name"] for x in t.json("list", "repo", "--raw")]

@@ -78,10 +78,14 @@ def create_repo(repo: str, description: str, project: str | None) -> None:
 @click.option("-d", "--description", required=True, help="New description.")
 @project_option
 def update_repo(repo: str, description: str, project: str | None) -> None:
-    """Change a repo's description."""
+    """Change a repo's description. Inside a transaction it changes when the transaction
+    finishes."""
+    from tusk.cli.txn_cmds import note_queued, txn_pfs
     from tusk.pfs.refs import parse_repo
 
-    pfs().update_repo(parse_repo(repo, project), description)
+    svc = txn_pfs()
+    svc.update_repo(parse_repo(repo, project), description)
+    note_queued(svc)
 
 
 def _repo_rows(repos: list) -> list[list]:  # type: ignore[type-arg]

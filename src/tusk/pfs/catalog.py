@@ -8,6 +8,7 @@ compare-and-set (``_move_head``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections import deque
@@ -119,6 +120,13 @@ class CatalogMixin:
                                              description=description, created_at=now))
 
     def update_repo(self, ref: RepoRef, description: str) -> RepoInfo:
+        """Change a repo's description. Inside a transaction the change is queued and happens
+        when the transaction finishes; the answer describes the repo as it will be then."""
+        if self.transaction is not None:
+            from tusk.pfs import transactions
+
+            transactions.queue_update_repo(self, ref, description)
+            return dataclasses.replace(self.inspect_repo(ref), description=description)
         with self.b.db.tx() as conn:
             r = self._repo_row(conn, ref)
             conn.execute(update_repo_stmt(r.id, description))

@@ -12,7 +12,7 @@ active the CLI sets ``PfsService.transaction`` for the commands a transaction co
 * ``create branch`` / ``delete branch`` are queued as operations (``transaction_ops``), each
   checked on arrival by replaying the whole queue in a metadata transaction that is rolled back.
 * ``create repo`` is queued the same way (``repo_id`` 0; the name is in its arguments): the repo
-  appears when the transaction finishes. ``delete repo`` is queued too, and happens then. Commits and branches of a repo the transaction itself
+  appears when the transaction finishes. ``delete repo`` and ``update repo`` are queued too, and happen then. Commits and branches of a repo the transaction itself
   creates must wait for that (Pachyderm's file writes are not transactional either).
 * ``create pipeline`` / ``update pipeline`` are queued too (``PIPELINE_OP``), but PFS only keeps
   them: the pipeline layer checks them on arrival and applies them right after the PFS part of
@@ -259,6 +259,15 @@ def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
     _queue(svc, tid, "delete_repo", repo_id, None, {"force": force})
 
 
+def queue_update_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
+    """Queue a repo's new description, after checking the repo exists outside the queue."""
+    tid = _require(svc)
+    with svc.b.db.read() as conn:
+        _open_txn(conn, tid)
+        repo_id = _repo_for(conn, svc, tid, ref).id
+    _queue(svc, tid, "update_repo", repo_id, None, {"description": description})
+
+
 def queue_pipeline_op(svc: CatalogMixin, args: dict[str, Any]) -> None:
     """Queue a create/update pipeline. PFS only keeps it: the pipeline layer checks it before
     queuing and applies it after ``finish_transaction`` (``pps/txn_pipelines.py``)."""
@@ -452,6 +461,15 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
                 s.branches.c.repo_id == repo.id)).scalars())
             svc._delete_repo_rows(conn, repo.id)
             moved = [m for m in moved if m not in gone]
+        elif kind == "update_repo":
+            repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
+            if repo is None:
+                raise (FailedPrecondition("this transaction deletes that repo before it would"
+                                          " change its description") if dry else Conflict(
+                    f"a repo this transaction describes was deleted while transaction {tid} was"
+                    " open; stop it ('tusk stop transaction') and start again"))
+            conn.execute(update(s.repos).where(s.repos.c.id == repo.id).values(
+                description=args.get("description", "")))
         elif kind == "commit":
             moved.append(_place_commit(conn, svc, tid, op, now))
         elif kind == "finish":
