@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,9 @@ def _tusk_exe() -> str:
 
 
 TUSK = _tusk_exe()
+# Shared by every test and xdist worker: .pyc files are written atomically and checked against
+# their source's mtime, so a stale or concurrent one is never used wrongly.
+PYCACHE = Path(tempfile.gettempdir()) / f"tusk-tests-pycache-{os.getuid()}"
 
 
 class Result(NamedTuple):
@@ -62,9 +66,12 @@ class Tusk:
         self.root = root
         self.cwd = cwd
         # A user's environment: no backend overrides, and no PYTHONUNBUFFERED (streaming commands
-        # must flush by themselves).
+        # must flush by themselves). Bytecode is cached, as for an installed tusk, even where the
+        # caller says PYTHONDONTWRITEBYTECODE: compiling tusk anew cost every command ~0.25 s.
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("TUSK_METADATA_URL", "TUSK_OBJECT_URL", "PYTHONUNBUFFERED")}
+                    if k not in ("TUSK_METADATA_URL", "TUSK_OBJECT_URL", "PYTHONUNBUFFERED",
+                                 "PYTHONDONTWRITEBYTECODE")}
+        self.env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
         self.env["TUSK_ROOT"] = str(root)
         # PFS tests start no background pipeline controller; pipeline tests opt back in.
         self.env["TUSK_NO_CONTROLLER"] = "1"
