@@ -13,7 +13,8 @@ set and one job. Here:
   the transaction was open) *before* anything is applied. Then ``PfsService.finish_transaction``
   applies the commits, branches and repos in one metadata transaction, and the pipelines are
   created or updated in queue order with the transaction's ID as their commit set: the first
-  output commit and job of each carry the transaction's ID, as the other commits do.
+  output commit and job of each carry the transaction's ID, as the other commits do. Several
+  changes to one pipeline apply as one, with the last spec (``_collapse``).
 
 Pipeline creation spans several metadata transactions (the spec row, the output repo, its
 branch), so, unlike the PFS part, it is not applied atomically with the rest. The check just
@@ -67,9 +68,52 @@ def finish(pps: PpsService, txn_id: str | None) -> TransactionInfo:
             _refuse_deleted_inputs(pps, tid, spec)
         _check(plain, queued, _repos_created(pps, tid))
     info = plain.pfs.finish_transaction(tid, pipelines_follow=True)
-    for spec, update, reprocess in queued:
+    for spec, update, reprocess in _upstream_first(_collapse(queued)):
         plain.create_pipeline(spec, update=update, reprocess=reprocess, set_id=tid)
     return info
+
+
+def _upstream_first(changes: list[tuple[PipelineSpec, bool, bool]]) -> list[tuple[PipelineSpec, bool, bool]]:
+    """The changes with every pipeline after the changed pipelines it reads (else queue order).
+
+    A pipeline created after the pipeline it reads was updated sees that update's output commit,
+    in the same commit set, and runs once on it; the other way round it would run on the old
+    output first and then again.
+    """
+    names = {RepoRef(c[0].project, c[0].name) for c in changes}
+    pending = list(changes)
+    done: set[RepoRef] = set()
+    ordered = []
+    while pending:
+        for i, change in enumerate(pending):
+            spec = change[0]
+            reads = {RepoRef(leaf.project, leaf.repo) for leaf in spec.input.walk()} if spec.input else set()
+            if not (reads & names) - done - {RepoRef(spec.project, spec.name)}:
+                break
+        else:
+            return ordered + pending  # a cycle: creating it fails with its own clear error
+        ordered.append(pending.pop(i))
+        done.add(RepoRef(spec.project, spec.name))
+    return ordered
+
+
+def _collapse(changes: list[tuple[PipelineSpec, bool, bool]]) -> list[tuple[PipelineSpec, bool, bool]]:
+    """One change per pipeline, at its first place in the queue, with its last spec.
+
+    Applying a create and then an update of the same pipeline one after the other would give
+    the first version a job that the second supersedes, and that job's output commit, in the
+    transaction's commit set, would end with an error. A transaction applies its changes
+    together, so only the final spec counts; a reprocess asked by any of them is kept.
+    """
+    merged: dict[RepoRef, tuple[PipelineSpec, bool, bool]] = {}
+    for spec, update, reprocess in changes:
+        out = RepoRef(spec.project, spec.name)
+        if out in merged:
+            _first, was_update, was_reprocess = merged[out]
+            merged[out] = (spec, was_update, was_reprocess or reprocess)
+        else:
+            merged[out] = (spec, update, reprocess)
+    return list(merged.values())
 
 
 def _tid(pps: PpsService) -> str:
@@ -111,12 +155,11 @@ def _refuse_deleted_inputs(pps: PpsService, tid: str, spec: PipelineSpec) -> Non
 def _check(pps: PpsService, changes: list[tuple[PipelineSpec, bool, bool]],
            repos: set[RepoRef]) -> None:
     """Dry-run each change in order, as if the ones before it (and the queued repos) existed."""
-    created: set[tuple[str, str]] = set()
+    created: set[RepoRef] = set()  # output repos of the pipelines created so far
     coming = set(repos)
     for spec, update, _reprocess in changes:
-        key = (spec.project, spec.name)
         out = RepoRef(spec.project, spec.name)
-        if key in created:
+        if out in created:
             if not update:
                 raise AlreadyExists(f"pipeline {spec.name} is already created by this transaction;"
                                     " use 'tusk update pipeline' to change its spec")
@@ -128,6 +171,6 @@ def _check(pps: PpsService, changes: list[tuple[PipelineSpec, bool, bool]],
                                 " takes the pipeline's name")
         pps.create_pipeline(spec, update=update, dry_run=True, coming=frozenset(coming))
         if not update:
-            created.add(key)
+            created.add(out)
             coming.add(out)
 
