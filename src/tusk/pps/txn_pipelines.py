@@ -14,7 +14,11 @@ set and one job. Here:
   applies the commits, branches and repos in one metadata transaction, and the pipelines are
   created or updated in queue order with the transaction's ID as their commit set: the first
   output commit and job of each carry the transaction's ID, as the other commits do. Several
-  changes to one pipeline apply as one, with the last spec (``_collapse``).
+  changes to one pipeline apply as one, with the last spec (``_collapse``), and a pipeline is
+  applied after the changed pipelines it reads (``_upstream_first``), so each runs once.
+  Not yet: updating two *existing* pipelines of one chain. The upstream update's new output
+  commit reaches the downstream pipeline before its own update applies, so that one gets a job
+  that its update then supersedes, with an errored commit in the set.
 
 Pipeline creation spans several metadata transactions (the spec row, the output repo, its
 branch), so, unlike the PFS part, it is not applied atomically with the rest. The check just
