@@ -237,7 +237,7 @@ class CatalogMixin:
         if self.transaction is not None:
             from tusk.pfs import transactions
 
-            transactions.queue_branch_op(self, "create_branch", ref, name, {
+            transactions.queue_repo_op(self, "create_branch", ref, name, {
                 "head": None if head is None else str(head),
                 "provenance": None if provenance is None else [
                     [r.project, r.repo, b] for r, b in provenance],
@@ -395,7 +395,7 @@ class CatalogMixin:
         if self.transaction is not None:
             from tusk.pfs import transactions
 
-            transactions.queue_branch_op(self, "delete_branch", ref, name, {"force": force})
+            transactions.queue_repo_op(self, "delete_branch", ref, name, {"force": force})
             return
         with self.b.db.tx() as conn:
             self._delete_branch_in(conn, ref, name, force)

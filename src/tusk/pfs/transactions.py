@@ -252,20 +252,12 @@ def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None
 
 def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
     """Queue a delete repo, after checking it against the queue so far."""
-    tid = _require(svc)
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        repo_id = _repo_for(conn, svc, tid, ref).id
-    _queue(svc, tid, "delete_repo", repo_id, None, {"force": force})
+    queue_repo_op(svc, "delete_repo", ref, None, {"force": force})
 
 
 def queue_update_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
-    """Queue a repo's new description, after checking the repo exists outside the queue."""
-    tid = _require(svc)
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        repo_id = _repo_for(conn, svc, tid, ref).id
-    _queue(svc, tid, "update_repo", repo_id, None, {"description": description})
+    """Queue a repo's new description, after checking it against the queue so far."""
+    queue_repo_op(svc, "update_repo", ref, None, {"description": description})
 
 
 def queue_pipeline_op(svc: CatalogMixin, args: dict[str, Any]) -> None:
@@ -285,18 +277,20 @@ def repos_deleted(svc: CatalogMixin, tid: str) -> set[RepoRef]:
     """The repos an open transaction's queued ``delete repo`` operations will delete."""
     with svc.b.db.read() as conn:
         _open_txn(conn, tid)
-        return {_repo_ref(conn, op["repo_id"]) for op in _ops(conn, tid)
-                if op["kind"] == "delete_repo" and conn.execute(select(s.repos.c.id).where(
-                    s.repos.c.id == op["repo_id"])).first() is not None}
+        ids = [op["repo_id"] for op in _ops(conn, tid) if op["kind"] == "delete_repo"]
+        rows = conn.execute(select(s.repos.c.project, s.repos.c.name).where(s.repos.c.id.in_(ids)))
+        return {RepoRef(r.project, r.name) for r in rows}
 
 
-def queue_branch_op(svc: CatalogMixin, kind: str, ref: RepoRef, name: str, args: dict[str, Any]) -> None:
-    """Queue a create/delete branch, after checking it against the queue so far."""
+def queue_repo_op(svc: CatalogMixin, kind: str, ref: RepoRef, branch: str | None,
+                  args: dict[str, Any]) -> None:
+    """Queue an operation on an existing repo (or one of its branches), after checking it
+    against the queue so far."""
     tid = _require(svc)
     with svc.b.db.read() as conn:
         _open_txn(conn, tid)
         repo_id = _repo_for(conn, svc, tid, ref).id
-    _queue(svc, tid, kind, repo_id, name, args)
+    _queue(svc, tid, kind, repo_id, branch, args)
 
 
 def _queue(svc: CatalogMixin, tid: str, kind: str, repo_id: int, branch: str | None,

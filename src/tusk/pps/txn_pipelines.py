@@ -84,20 +84,23 @@ def _upstream_first(changes: list[tuple[PipelineSpec, bool, bool]]) -> list[tupl
     in the same commit set, and runs once on it; the other way round it would run on the old
     output first and then again.
     """
-    names = {RepoRef(c[0].project, c[0].name) for c in changes}
-    pending = list(changes)
+    def out(change: tuple[PipelineSpec, bool, bool]) -> RepoRef:
+        return RepoRef(change[0].project, change[0].name)
+
+    def reads(spec: PipelineSpec) -> set[RepoRef]:
+        return {RepoRef(leaf.project, leaf.repo) for leaf in spec.input.walk()} if spec.input else set()
+
+    changed = {out(c) for c in changes}
+    waiting = [(c, (reads(c[0]) & changed) - {out(c)}) for c in changes]  # (change, changed inputs)
+    ordered: list[tuple[PipelineSpec, bool, bool]] = []
     done: set[RepoRef] = set()
-    ordered = []
-    while pending:
-        for i, change in enumerate(pending):
-            spec = change[0]
-            reads = {RepoRef(leaf.project, leaf.repo) for leaf in spec.input.walk()} if spec.input else set()
-            if not (reads & names) - done - {RepoRef(spec.project, spec.name)}:
-                break
-        else:
-            return ordered + pending  # a cycle: creating it fails with its own clear error
-        ordered.append(pending.pop(i))
-        done.add(RepoRef(spec.project, spec.name))
+    while waiting:
+        ready = next((w for w in waiting if w[1] <= done), None)
+        if ready is None:
+            return ordered + [c for c, _ in waiting]  # a cycle: creating it fails with its own error
+        waiting.remove(ready)
+        ordered.append(ready[0])
+        done.add(out(ready[0]))
     return ordered
 
 
@@ -112,9 +115,9 @@ def _collapse(changes: list[tuple[PipelineSpec, bool, bool]]) -> list[tuple[Pipe
     merged: dict[RepoRef, tuple[PipelineSpec, bool, bool]] = {}
     for spec, update, reprocess in changes:
         out = RepoRef(spec.project, spec.name)
-        if out in merged:
-            _first, was_update, was_reprocess = merged[out]
-            merged[out] = (spec, was_update, was_reprocess or reprocess)
+        if out in merged:  # keep where (and whether as a create) it first came; take this spec
+            _, first_update, first_reprocess = merged[out]
+            merged[out] = (spec, first_update, first_reprocess or reprocess)
         else:
             merged[out] = (spec, update, reprocess)
     return list(merged.values())
