@@ -765,9 +765,9 @@ def test_kubernetes_only_fields_are_accepted_and_listed() -> None:
         },
     )
     spec = parse_spec(doc)
+    # resource_limits is honoured (memory, cpu, disk bound each datum), so it is not listed.
     assert spec.ignored_fields == [
         "resource_requests",
-        "resource_limits",
         "sidecar_resource_limits",
         "pod_patch",
         "tolerations",

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -232,10 +230,8 @@ class _Batch:
         env = datum_env(self.job, self.spec, r.datum, self.commit_ids)
         if not sandbox:
             env = {k: _rewrite(v, str(ws.pfs)) for k, v in env.items()}
-        if "PATH" not in t.env:
-            env["PATH"] = _path_with_tusk()
         inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir,
-                         self.spec.datum_timeout, self.names, r.attempts)
+                         self.spec.datum_timeout, self.names, r.attempts, limits=self.spec.limits())
         outcome = self.jr.runner.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
         if outcome.returncode == 0 and not outcome.timed_out:
             r.state = RECOVERED
@@ -267,13 +263,11 @@ class _Batch:
         env = {**t.env, "PACH_JOB_ID": self.job.job_id, "PACH_OUTPUT_COMMIT_ID": self.job.job_id,
                "PACH_PIPELINE_NAME": self.spec.name,
                SOCKET_ENV: SANDBOX_SOCKET if sandbox else str(path)}
-        if "PATH" not in t.env:
-            env["PATH"] = _path_with_tusk()
         slot_log = self.log_dir / f"batch-{n}.log"
         sink = SwitchingLog(slot_log)
         kill = threading.Event()
         inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, self.names, 1, kill,
-                         {SANDBOX_SOCKET: str(path)} if sandbox else {}, sink)
+                         {SANDBOX_SOCKET: str(path)} if sandbox else {}, sink, self.spec.limits())
         reset(ws, tmp=False)  # whatever an earlier process left in /pfs is not this one's
         box: list[Outcome] = []
         runner = threading.Thread(target=lambda: box.append(self.jr.runner.run(ws, inv, slot_log)),
@@ -418,6 +412,9 @@ def _listen(path: Path) -> socket.socket:
     address, fd = short_path(str(path))
     try:
         server.bind(address)
+        # A sandbox runs its code as another user (nobody, when tusk is root); the socket is
+        # reachable only through the sandbox's bind, so opening it up is safe.
+        os.chmod(path, 0o666)
     finally:
         if fd is not None:
             os.close(fd)
@@ -448,13 +445,3 @@ def _reply(conn: socket.socket, answer: dict[str, Any]) -> None:
         conn.sendall(json.dumps(answer).encode() + b"\n")
     except OSError:
         pass  # the client went away; its process ending is noticed by the slot loop
-
-
-def _path_with_tusk() -> str:
-    """$PATH with this installation's ``tusk`` findable, for 'tusk next datum' in user code."""
-    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if shutil.which("tusk", path=path) is None:
-        here = Path(sys.executable).parent  # a venv's bin, holding the 'tusk' script
-        if (here / "tusk").exists():
-            path = f"{path}:{here}" if path else str(here)
-    return path

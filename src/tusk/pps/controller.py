@@ -35,7 +35,7 @@ class Controller:
     def __init__(self, pfs: PfsService, runner: Runner | None = None, verbose: bool = True) -> None:
         self.pfs = pfs
         self.b = pfs.b
-        self.runner = runner or choose_runner(os.environ.get("TUSK_RUNNER") or None)
+        self.runner = runner or choose_runner(os.environ.get("TUSK_RUNNER") or None, pfs.b.root)
         from tusk.pps.cron import CronTicker
         from tusk.pps.service import PpsService
 

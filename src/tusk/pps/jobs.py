@@ -446,6 +446,7 @@ class JobRunner:
         watch = self._watch
         assert watch is not None, "datums run inside _run_datums"
         paths = tuple(f.path for di in d.inputs for f in di.files)
+        limits = spec.limits()
         attempt = 0
         while attempt < spec.datum_tries:
             attempt += 1
@@ -465,7 +466,8 @@ class JobRunner:
             for di in d.inputs:
                 src_entries = [entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
                 materialize(ws, di.name, src_entries, self.cache, link, _empty(spec, di.name))
-            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt)
+            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt,
+                             limits=limits)
             inv.cancel = watch.attempt(d.id, paths)
             outcome = self.runner.run(ws, inv, log)
             restarted = watch.finished(d.id)
@@ -485,12 +487,13 @@ class JobRunner:
                     break
                 result.state = SUCCESS
                 break
-            result.reason = (outcome.error or (f"timed out after {timeout:g}s" if outcome.timed_out
-                             else f"exit code {outcome.returncode}"))
+            result.reason = (outcome.error or outcome.limit
+                             or (f"timed out after {timeout:g}s" if outcome.timed_out
+                                 else f"exit code {outcome.returncode}"))
             result.reason = logs.with_stderr(result.reason, outcome.stderr_tail)
         if result.state == FAILED and t.err_cmd and result.attempts and not watch.stopped.is_set():
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
-                             result.attempts)
+                             result.attempts, limits=limits)
             outcome = self.runner.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out:
                 result.state = RECOVERED

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tusk.pfs import names
+
+if TYPE_CHECKING:
+    from tusk.runners.limits import Limits
 from tusk.pps.spec_errors import FieldError, SpecError
 from tusk.pps.spec_fields import (
     DEFAULT_DATUM_TRIES,
@@ -145,6 +148,12 @@ class PipelineSpec:
         if self.spout is not None:
             return "spout"
         return "service" if self.service is not None else "transform"
+
+    def limits(self) -> Limits:
+        """Bounds on each datum's memory, processes, cpu, /tmp and /pfs/out."""
+        from tusk.runners.limits import limits_for
+
+        return limits_for(self.extras.get("resource_limits"))
 
     def input_names(self) -> list[str]:
         """Mount names of the leaf inputs in spec order, each once (union members may share)."""
@@ -307,6 +316,13 @@ def _build(d: dict[str, Any], user_doc: dict[str, Any], default_project: str) ->
             raise FieldError("datum_set_spec", "set only one of number, size_bytes, per_worker")
     if "maximum_expected_uptime" in d:
         _duration(d, "maximum_expected_uptime", positive=False)
+    if is_set(d.get("resource_limits")):
+        from tusk.runners.limits import QuantityError, limits_for  # bad ones fail at create
+
+        try:
+            limits_for(d["resource_limits"])
+        except QuantityError as e:
+            raise FieldError(e.field, e.why) from None
     # Checked now, so a bad target (or SQL egress, which tusk lacks) fails at create time.
     egress = d.get("egress") or None
     if egress is not None:

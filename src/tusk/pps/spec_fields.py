@@ -28,7 +28,6 @@ SERVICE_TYPES = ("NodePort", "ClusterIP", "LoadBalancer")
 # Fields that are accepted and stored but change nothing when tusk runs the pipeline locally.
 IGNORED_TOP_LEVEL = (
     "resource_requests",
-    "resource_limits",
     "sidecar_resource_requests",
     "sidecar_resource_limits",
     "pod_spec",

@@ -460,17 +460,21 @@ class Supervisor:
         if self.runner.name == "sandbox":
             from tusk.runners.sandbox import SandboxRunner
 
-            inv = Invocation(list(t.cmd), [], env, t.working_dir, None, names)
-            base = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": "/tmp",
-                    "LANG": os.environ.get("LANG", "C.UTF-8"), "TMPDIR": "/tmp"}
-            return SandboxRunner().command(ws, inv), {**base, **env}, str(ws.root), served
+            box = self.runner if isinstance(self.runner, SandboxRunner) else SandboxRunner(self.root)
+            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, names)
+            box.prepare(ws)
+            return box.command(ws, inv), box.environment(inv), str(ws.root), served
         from tusk.runners.process import _rewrite  # the process runner's /pfs rewriting
 
         pfs = str(ws.pfs)
         env = {k: _rewrite(v, pfs) for k, v in env.items()}
         env["TMPDIR"] = str(ws.tmp)
         cwd = _rewrite(t.working_dir, pfs) if t.working_dir else pfs
-        return [_rewrite(c, pfs) for c in t.cmd], {**os.environ, **env}, cwd, served
+        from tusk.runners.user_env import session_env, tusk_shim, user_path
+
+        base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
+                "PATH": user_path(tusk_shim())}
+        return [_rewrite(c, pfs) for c in t.cmd], {**base, **env}, cwd, served
 
     def _stdin(self, w: _Want, ws: Workspace) -> list[str]:
         lines = list(w.spec.transform.stdin)

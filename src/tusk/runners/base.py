@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tusk.runners.limits import Limits
+
 
 @dataclass
 class Workspace:
@@ -54,6 +56,9 @@ class Invocation:
     # Where to log instead of opening ``log`` (a ``tusk.pps.logs.DatumLog``): datum batching
     # switches it from one datum's log to the next while one process serves many datums.
     log_sink: Any = None
+    # Bounds on memory, processes, cpu, /tmp and /pfs/out (``tusk.runners.limits``); None
+    # means the defaults.
+    limits: Limits | None = None
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Outcome:
     error: str = ""  # could not start at all (missing binary, ...)
     cancelled: bool = False  # killed because ``Invocation.cancel`` was set
     stderr_tail: list[str] = field(default_factory=list)  # last stderr lines, for reasons
+    limit: str = ""  # the bound that stopped it, in words ("it ran out of memory: ...")
 
 
 class Runner(Protocol):
@@ -76,7 +82,7 @@ class Runner(Protocol):
 _said_fallback = False
 
 
-def choose_runner(preferred: str | None = None) -> Runner:
+def choose_runner(preferred: str | None = None, root: Path | None = None) -> Runner:
     """The sandbox when bubblewrap is usable, else the process runner (said once)."""
     global _said_fallback
     from tusk.runners.process import ProcessRunner
@@ -85,7 +91,7 @@ def choose_runner(preferred: str | None = None) -> Runner:
     if preferred == "process":
         return ProcessRunner()
     if bwrap_usable():
-        return SandboxRunner()
+        return SandboxRunner(root)
     if preferred == "sandbox":
         from tusk.errors import FailedPrecondition
 

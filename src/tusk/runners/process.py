@@ -1,22 +1,34 @@
-"""The process runner: user code as a plain subprocess, without a mount namespace.
+"""The process runner: user code as a plain subprocess, with no isolation.
 
-Used where bubblewrap is missing (macOS, minimal containers). ``/pfs`` cannot be created, so
-every ``/pfs`` prefix in the command, stdin and environment is rewritten to the datum's scratch
-``pfs`` directory. Code that builds ``/pfs`` paths at run time from other strings will not see
-them; that is the documented limit of this runner.
+Used where bubblewrap is missing (macOS, minimal containers) or when ``TUSK_RUNNER=process``.
+On Linux, where ``unshare`` may make a private mount namespace (as root, or with user
+namespaces and an existing ``/pfs`` directory), the datum's workspace is mounted at a real
+``/pfs``. Elsewhere every ``/pfs`` prefix in the command, stdin and environment is rewritten to
+the workspace; code that builds ``/pfs`` paths at run time from other strings will not see them
+there, which is the documented limit of this runner.
+
+Also here: ``run_logged``, which every runner uses to run a command, log its output and stop
+it on timeout, cancel or a crossed bound.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import selectors
+import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tusk.pps.logs import DatumLog
 from tusk.runners.base import Invocation, Outcome, Workspace
+from tusk.runners.limits import Confinement, limits_for
+from tusk.runners.user_env import session_env, tusk_shim, user_path
 
 _TICK = 0.1  # how often the waiting loop checks timeout, cancel and exit (cancel latency)
 _CHUNK = 65536
@@ -32,28 +44,98 @@ def _rewrite(text: str, pfs: str) -> str:
     return _PFS.sub(lambda _m: pfs, text) if "/pfs" in text else text
 
 
+@functools.cache
+def _private_pfs() -> list[str] | None:
+    """A command prefix that shows the workspace at a real ``/pfs`` in a private mount
+    namespace, or None where this system cannot (no ``unshare``, no ``/pfs`` mount point and
+    no right to make one, no permission for mount namespaces).
+
+    The prefix runs ``unshare`` and a shell that bind-mounts its first argument on ``/pfs``:
+    code that builds ``/pfs/out/...`` paths itself, which no rewriting can reach, then works.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return None
+    if not os.path.isdir("/pfs"):
+        try:
+            os.mkdir("/pfs", 0o755)  # an empty mount point, made once (as root)
+        except OSError:
+            return None
+    ns = ["--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        ns = ["--user", "--map-current-user", *ns]
+    prefix = [unshare, *ns, "--", "/bin/sh", "-c", 'mount --bind "$0" /pfs && exec "$@"']
+    try:
+        probe = subprocess.run([*prefix, "/", "true"], capture_output=True, timeout=10,
+                               check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return prefix if probe.returncode == 0 else None
+
+
 class ProcessRunner:
+    """No isolation: the user's code runs as tusk's user, with the user's environment.
+
+    Where a private mount namespace is possible, ``/pfs`` is real (``_private_pfs``); elsewhere
+    ``/pfs`` in the command, stdin and environment is rewritten to the workspace. Either way
+    the limits of ``tusk.runners.limits`` apply from just after the process starts.
+    """
+
     name = "process"
 
     def run(self, ws: Workspace, inv: Invocation, log: Path) -> Outcome:
-        pfs = str(ws.pfs)
+        ws.tmp.mkdir(parents=True, exist_ok=True)
+        ws.out.mkdir(parents=True, exist_ok=True)
+        prefix = _private_pfs()
+        pfs = "/pfs" if prefix is not None else str(ws.pfs)
         cmd = [_rewrite(c, pfs) for c in inv.cmd]
         stdin = "".join(_rewrite(line, pfs) + "\n" for line in inv.stdin)
-        env = {**os.environ, **{k: _rewrite(v, pfs) for k, v in inv.env.items()}}
-        ws.tmp.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(ws.tmp)
+        env = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
+               "PATH": user_path(tusk_shim()),
+               **{k: _rewrite(v, pfs) for k, v in inv.env.items()}, "TMPDIR": str(ws.tmp)}
         cwd = _rewrite(inv.working_dir, pfs) if inv.working_dir else pfs
-        return run_logged(cmd, stdin, env, cwd, inv, log)
+        if prefix is not None:
+            missing = _missing(cmd[0], env["PATH"], _rewrite(cwd, str(ws.pfs)), str(ws.pfs))
+            if missing:
+                sink = inv.log_sink if inv.log_sink is not None else DatumLog(log, inv.attempt)
+                sink.note(missing)
+                if inv.log_sink is None:
+                    sink.close()
+                return Outcome(returncode=127, error=missing)
+            # The shell of the prefix changes into the working directory after the mount.
+            cmd = [*prefix[:-1], 'mount --bind "$0" /pfs && cd "$1" && shift && exec "$@"',
+                   str(ws.pfs), cwd, *cmd]
+            cwd = str(ws.root)
+        confine = Confinement(inv.limits or limits_for(None),
+                              {str(ws.out): "/pfs/out", str(ws.tmp): "/tmp"})
+        return run_logged(cmd, stdin, env, cwd, inv, log, confine=confine,
+                          on_start=lambda proc: confine.attach(proc.pid))
+
+
+def _missing(exe: str, path: str, cwd: str, pfs: str) -> str:
+    """Why ``exe`` cannot be run, said as when it is started directly; "" if it can."""
+    if "/" in exe:
+        host = _rewrite(exe, pfs) if exe.startswith("/pfs") else exe
+        if os.access(os.path.join(cwd, host), os.X_OK):
+            return ""
+        why = "Permission denied" if os.path.exists(os.path.join(cwd, host)) \
+            else "No such file or directory"
+        return f"cannot run {exe!r}: {why}"
+    return "" if shutil.which(exe, path=path) else f"cannot run {exe!r}: No such file or directory"
 
 
 def run_logged(
-    cmd: list[str], stdin: str, env: dict[str, str], cwd: str, inv: Invocation, log: Path
+    cmd: list[str], stdin: str, env: dict[str, str], cwd: str, inv: Invocation, log: Path,
+    *, confine: Confinement | None = None, on_start: Callable[[Any], None] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> Outcome:
     """Run a command, recording its stdout and stderr line by line in the datum log ``log``.
 
-    Its process group is killed when ``inv.timeout`` passes or ``inv.cancel`` is set. Both
-    pipes and stdin are served by this thread (a selector), so a datum costs no extra thread or
-    process, and the process's exit is noticed within one tick.
+    Its process group is killed when ``inv.timeout`` passes, ``inv.cancel`` is set or
+    ``confine`` finds a bound crossed. Both pipes and stdin are served by this thread (a
+    selector), so a datum costs no extra thread or process, and the process's exit is noticed
+    within one tick. ``on_start`` runs once the process exists (the sandbox opens its gate
+    there); ``pass_fds`` are kept open in the child for it.
     """
     out = inv.log_sink if inv.log_sink is not None else DatumLog(log, inv.attempt)
     try:
@@ -61,26 +143,35 @@ def run_logged(
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env, cwd=cwd,
-                start_new_session=True,
+                start_new_session=True, pass_fds=pass_fds,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
             msg = f"cannot run {cmd[0]!r}: {e.strerror or e}"
             out.note(msg)
             return Outcome(returncode=127, error=msg)
         try:
-            outcome = _pump(proc, stdin.encode(), out, inv)
+            if on_start is not None:
+                on_start(proc)
+            outcome = _pump(proc, stdin.encode(), out, inv, confine)
         except BaseException:
             _kill_group(proc)
             proc.wait()
             raise
         outcome.stderr_tail = list(out.stderr_tail)
+        if confine is not None and not outcome.limit and not outcome.cancelled \
+                and not outcome.timed_out and outcome.returncode != 0:
+            outcome.limit = confine.verdict(outcome.returncode, outcome.stderr_tail)
+        if outcome.limit:
+            out.note(f"datum stopped: {outcome.limit}")
         return outcome
     finally:
         out.close()
+        if confine is not None:
+            confine.close()
 
 
 def _pump(proc: subprocess.Popen, data: bytes, out: DatumLog,  # type: ignore[type-arg]
-          inv: Invocation) -> Outcome:
+          inv: Invocation, confine: Confinement | None = None) -> Outcome:
     """Feed stdin and log output until the process is done, timed out or cancelled."""
     sel = selectors.DefaultSelector()
     readers = 0
@@ -101,6 +192,10 @@ def _pump(proc: subprocess.Popen, data: bytes, out: DatumLog,  # type: ignore[ty
                 _stop(proc, sel, out)
                 out.note("datum cancelled")
                 return Outcome(returncode=proc.returncode, cancelled=True)
+            over = confine.check() if confine is not None else ""
+            if over:
+                _stop(proc, sel, out)
+                return Outcome(returncode=proc.returncode, limit=over)
             if deadline is not None and now >= deadline:
                 _stop(proc, sel, out)
                 out.note(f"datum timed out after {inv.timeout:g}s")

@@ -1,24 +1,37 @@
 """The sandbox runner: user code under bubblewrap, seeing Pachyderm's ``/pfs`` for real.
 
-The sandbox root is a fresh tmpfs. Every top-level host directory except the kernel and
-scratch ones (/proc, /dev, /sys, /tmp, /run) is bound read-only, so interpreters and libraries
-anywhere on the host work unchanged. ``/pfs/<input>`` are read-only binds of the datum's
-inputs, ``/pfs/out`` is the only writable host path, and ``/tmp`` is private. The process gets
-its own PID, IPC and UTS namespaces and dies with its parent. The network is shared, as a
-Pachyderm worker pod has one.
+What the code sees (``tusk.runners.view``): the host's system directories read-only, its
+datum's inputs read-only at ``/pfs/<input>``, ``/pfs/out`` and ``/tmp`` writable (both in the
+workspace on the host, so their size can be bounded and measured), a private ``/dev`` and
+``/proc``, and nothing of any tusk root, home directory or the controller's working directory.
+
+Who it runs as: never with a capability. When tusk runs as root, bubblewrap sets up the mounts
+as root, without a user namespace, then ``setpriv`` drops to ``TUSK_SANDBOX_UID`` (default
+65534, nobody) before the user's command: the code owns nothing it was given, and the kernel
+keeps it from remounting anything. When tusk runs as another user, bubblewrap makes a user
+namespace, drops every capability and forbids nested user namespaces.
+
+Bounds (``tusk.runners.limits``) are put on the sandbox's first process while bubblewrap holds
+it at a gate (``--block-fd``), so no user code runs unbounded. The network is shared, as a
+Pachyderm worker pod has one; ``TUSK_SANDBOX_NETWORK=none`` cuts it.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import shutil
 import subprocess
-from pathlib import Path
+from typing import Any
 
+from tusk.runners import view
 from tusk.runners.base import Invocation, Outcome, Workspace, which
+from tusk.runners.limits import Confinement, limits_for
 from tusk.runners.process import run_logged
+from tusk.runners.user_env import session_env, tusk_shim, user_path
 
-_SKIP = {"proc", "dev", "sys", "tmp", "run", "pfs", "lost+found", "mnt", "media"}
+_NOBODY = 65534
 
 
 @functools.cache
@@ -35,73 +48,134 @@ def bwrap_usable() -> bool:
     return r.returncode == 0
 
 
-@functools.cache
-def _root_binds() -> tuple[str, ...]:
-    args: list[str] = []
-    for name in sorted(os.listdir("/")):
-        if name in _SKIP:
-            continue
-        path = "/" + name
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    return tuple(args)
+def sandbox_uid() -> int | None:
+    """The uid user code runs as when tusk runs as root; None when tusk is not root."""
+    if os.geteuid() != 0:
+        return None
+    raw = os.environ.get("TUSK_SANDBOX_UID", "")
+    return int(raw) if raw.isdigit() and int(raw) != 0 else _NOBODY
 
 
 @functools.cache
-def _interpreter_binds() -> tuple[str, ...]:
-    """Read-only binds for this Python's installation and import path when they live under a
-    directory the sandbox replaces (a venv or an editable checkout in /tmp, say): user code
-    that calls ``tusk`` or this interpreter (datum batching, spouts) must find them inside."""
-    import sys
+def _setpriv() -> str | None:
+    found = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    return found if found and view._visible_system(os.path.realpath(found)) else None
 
-    import tusk
 
-    wanted = [sys.prefix, sys.exec_prefix, sys.base_prefix, str(Path(tusk.__file__).parent.parent),
-              *sys.path]
-    paths: list[str] = []
-    for entry in wanted:
-        path = os.path.realpath(entry) if entry else ""
-        if not path.startswith("/") or not os.path.isdir(path):
-            continue
-        if path.split("/")[1] not in _SKIP or path.split("/")[1] in ("proc", "dev", "sys"):
-            continue  # already visible through the top-level binds
-        paths.append(path)
-    args: list[str] = []
-    for path in sorted(set(paths)):
-        if any(path.startswith(other + "/") for other in paths):
-            continue  # inside a directory bound already
-        args += ["--ro-bind", path, path]
-    return tuple(args)
+def network_shared() -> bool:
+    return os.environ.get("TUSK_SANDBOX_NETWORK", "").lower() not in ("none", "off", "0")
 
 
 class SandboxRunner:
     name = "sandbox"
 
-    def __init__(self) -> None:
+    def __init__(self, root: Any = None) -> None:
         self.bwrap = which("bwrap") or "bwrap"
+        self.root = root  # the tusk root, hidden from user code like every other root
 
-    def command(self, ws: Workspace, inv: Invocation) -> list[str]:
-        args = [self.bwrap, *_root_binds(), "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                *_interpreter_binds(), "--dir", "/pfs"]
+    def command(self, ws: Workspace, inv: Invocation, gate: tuple[int, int] | None = None,
+                ) -> list[str]:
+        """bwrap's argv for ``inv``; ``gate`` is (info fd, block fd) for ``run``."""
+        uid = sandbox_uid()
+        named = view.spec_paths(inv.cmd, inv.stdin, inv.working_dir)
+        shown = view.binds([*view.runtime_paths(), *named], view.known_roots(self.root))
+        args = [self.bwrap, *view.system_binds(), *shown,
+                "--ro-bind", tusk_shim(), view.SHIM_DIR,
+                "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
+                "--dev", "/dev", "--proc", "/proc",
+                "--bind", str(ws.tmp), "/tmp", "--dir", "/pfs"]
         for name in inv.inputs:
             src = ws.pfs / name
             if src.exists():
                 args += ["--ro-bind", str(src), f"/pfs/{name}"]
         args += ["--bind", str(ws.out), "/pfs/out"]
+        args += view.parents(inv.binds)
         for inside, host in inv.binds.items():
             args += ["--ro-bind", host, inside]
-        args += ["--unshare-user-try", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                 "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-                 "--chdir", inv.working_dir or "/pfs"]
-        return [*args, "--", *inv.cmd]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                 "--die-with-parent", "--new-session", "--chdir", inv.working_dir or "/pfs"]
+        if not network_shared():
+            args.append("--unshare-net")
+        if gate is not None:
+            args += ["--info-fd", str(gate[0]), "--block-fd", str(gate[1])]
+        if uid is None:
+            # Not root: bubblewrap makes a user namespace; no capability survives into it and
+            # the code may not make another one (where it could hold capabilities again).
+            args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *inv.cmd]
+            return args
+        setpriv = _setpriv()
+        if setpriv is None:
+            # Without setpriv the code stays root in uid, but with no capability at all.
+            return [*args, "--cap-drop", "ALL", "--", *inv.cmd]
+        # Root: the mounts are made by root with no user namespace, so nothing inside can
+        # ever change them; setpriv then gives up root for good (no_new_privs is set by bwrap,
+        # so no set-uid program can take it back).
+        return [*args, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                "--", setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--", *inv.cmd]
 
-    def run(self, ws: Workspace, inv: Invocation, log: Path) -> Outcome:
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "HOME": "/tmp",
-               "LANG": os.environ.get("LANG", "C.UTF-8"), "TMPDIR": "/tmp", **inv.env}
+    def prepare(self, ws: Workspace) -> None:
+        """Make the writable directories writable by the sandbox's user."""
+        uid = sandbox_uid()
+        for d in (ws.out, ws.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+            if uid is not None:
+                os.chown(d, uid, uid)
+
+    def environment(self, inv: Invocation) -> dict[str, str]:
+        return {"HOME": "/tmp", **session_env(), "PATH": view.sandbox_path(user_path(None)),
+                "TMPDIR": "/tmp", **inv.env}
+
+    def run(self, ws: Workspace, inv: Invocation, log: Any) -> Outcome:
+        self.prepare(ws)
         stdin = "".join(line + "\n" for line in inv.stdin)
-        # On timeout or cancel run_logged kills bwrap's process group; the sandboxed process
-        # then dies with it (--die-with-parent), and with it the whole PID namespace.
-        outcome = run_logged(self.command(ws, inv), stdin, env, str(ws.root), inv, log)
-        return outcome
+        confine = Confinement(inv.limits or limits_for(None),
+                              {str(ws.out): "/pfs/out", str(ws.tmp): "/tmp"})
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        fds = {info_r, info_w, block_r, block_w}
+
+        def close(fd: int) -> None:
+            if fd in fds:  # never twice: another thread may have the number by then
+                fds.discard(fd)
+                os.close(fd)
+
+        def open_gate(proc: Any) -> None:
+            # bwrap says which process will run the command, and waits for a byte before it
+            # does: the bounds are in place before any user code runs.
+            close(info_w)
+            close(block_r)
+            pid = _child_pid(info_r)
+            if pid is not None:
+                confine.attach(pid)
+            try:
+                os.write(block_w, b"1")
+            except OSError:
+                pass  # bwrap already failed; its exit code and stderr say why
+
+        try:
+            # On timeout or cancel run_logged kills bwrap's process group; the sandboxed process
+            # then dies with it (--die-with-parent), and with it the whole PID namespace.
+            return run_logged(self.command(ws, inv, (info_w, block_r)), stdin,
+                              self.environment(inv), str(ws.root), inv, log, confine=confine,
+                              on_start=open_gate, pass_fds=(info_w, block_r))
+        finally:
+            for fd in sorted(fds):  # a copy: close() removes from fds
+                close(fd)
+
+
+def _child_pid(fd: int) -> int | None:
+    """The ``child-pid`` bwrap writes to its info fd (None if it exited first)."""
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            continue
