@@ -69,6 +69,13 @@ def _unexpected(ctx: click.Context, e: Exception) -> NoReturn:
     if os.environ.get("TUSK_DEBUG"):
         raise e
     hint = "run again with TUSK_DEBUG=1 for the traceback"
+    if isinstance(e, UnicodeEncodeError) and "surrogate" in e.reason:
+        # An argument held bytes that are not UTF-8 (Python keeps them as lone surrogates): fine
+        # for a local file name, but no name, path or description tusk stores may carry them.
+        bad = printable(e.object[max(e.start - 20, 0):e.end + 20])
+        click.echo(f"tusk: '{bad}' is not UTF-8 text; names, paths and descriptions must be",
+                   err=True)
+        ctx.exit(2)
     if isinstance(e, MemoryError):
         message = f"out of memory ({hint})"
     elif isinstance(e, RecursionError):
