@@ -3,16 +3,59 @@
 Every failure a user can cause is one of these classes. Each carries a one-line message that
 names what is wrong and, where we can tell, how to fix it. Surfaces map the classes to their own
 vocabulary in one place each: the CLI to exit codes (``EXIT_CODES``), the HTTP API to statuses.
-Anything that is *not* a ``TuskError`` is a bug and may show a traceback.
+Anything that is *not* a ``TuskError`` is a bug: the CLI's last-resort guard prints it as one
+line with a hint to report it (``INTERNAL_ERROR_EXIT``), and its traceback under ``TUSK_DEBUG=1``.
+
+Messages name user-supplied values (paths, refs, spec fields), so a hostile name could smuggle
+terminal escapes, NUL or line breaks into a terminal, a log or an HTTP error body. ``TuskError``
+escapes them once, here, for every surface: ``printable`` is the one rule.
 """
 
 from __future__ import annotations
 
+import re
+
+# Every character that is not printable (str.isprintable: controls, line and paragraph
+# separators, format characters such as bidi overrides, unassigned code points), but not space.
+_UNPRINTABLE = re.compile(r"[^\ -~]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each unprintable character written as its escape (``\\x1b``, ``\\u2028``).
+
+    A backslash is kept as is, so escaping twice changes nothing: an error that travels from a
+    server to a client and is raised again reads the same.
+    """
+    if text.isprintable():
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char  # non-ASCII but printable (é, 日本): kept
+    return repr(char)[1:-1]  # '\x00', '\n', '\u2028', ...
+
+
+# A message quoting a megabyte-long value is cut in the middle: its start says what is wrong,
+# its end usually how to fix it.
+MAX_MESSAGE = 1000
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    if len(text) <= limit:
+        return text
+    head = limit * 3 // 4
+    return f"{text[:head]} ... {text[len(text) - (limit - head - 5):]}"
+
 
 class TuskError(Exception):
-    """Base class: a user-facing error with a one-line message."""
+    """Base class: a user-facing error with a one-line message (escaped by ``printable``, cut
+    to ``MAX_MESSAGE`` characters)."""
 
     def __init__(self, message: str) -> None:
+        message = shorten(printable(message))
         super().__init__(message)
         self.message = message
 
@@ -55,6 +98,8 @@ EXIT_CODES: dict[type[TuskError], int] = {
     Conflict: 6,
     Busy: 7,
 }
+# A bug (anything but a TuskError) reaching the CLI's last-resort guard: EX_SOFTWARE of sysexits.
+INTERNAL_ERROR_EXIT = 70
 
 
 def exit_code(err: TuskError) -> int:

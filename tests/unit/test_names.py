@@ -150,3 +150,48 @@ def test_dir_prefix() -> None:
     assert dir_prefix("/a/b") == "/a/b/"
     # everything inside /a starts with the prefix; siblings like /ab do not
     assert "/a/x".startswith(dir_prefix("/a")) and not "/ab".startswith(dir_prefix("/a"))
+
+
+# -- lengths and characters the local file system and a terminal can take ----------------------
+
+
+def test_path_components_are_limited_to_255_bytes() -> None:
+    assert normalize_path("/" + "a" * 255) == "/" + "a" * 255
+    refused(normalize_path, "/" + "a" * 256, "256 bytes", "255")
+    assert normalize_path("/" + "é" * 127) == "/" + "é" * 127  # 254 bytes of UTF-8
+    refused(normalize_path, "/d/" + "é" * 128 + "/x", "256 bytes")  # 128 characters, 256 bytes
+
+
+def test_whole_paths_are_limited_in_bytes() -> None:
+    fits = "/" + "/".join(["d" * 255] * 14)  # 3584 bytes
+    assert normalize_path(fits) == fits
+    refused(normalize_path, fits + "/x", "3586 bytes", "3584")
+
+
+def test_unicode_is_kept_as_given_not_normalised() -> None:
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "/é.txt"), unicodedata.normalize("NFD", "/é.txt")
+    assert normalize_path(nfc) == nfc and normalize_path(nfd) == nfd and nfc != nfd
+
+
+def test_errors_escape_what_a_terminal_would_obey() -> None:
+    from tusk.errors import NotFound, TuskError
+
+    e = NotFound("file /a\x00b\x1b[2J\u2028c\u202ed\n not found")
+    assert e.message == "file /a\\x00b\\x1b[2J\\u2028c\\u202ed\\n not found"
+    assert str(e) == e.message
+    assert TuskError(e.message).message == e.message  # a client raising it again: unchanged
+    assert TuskError("é 日本 tab\\t").message == "é 日本 tab\\t"
+    long = TuskError("x" * 100_000 + " (use -r)").message
+    assert len(long) <= 1000 and long.endswith("(use -r)")
+
+
+@given(st.text(max_size=300))
+def test_any_path_is_normalised_or_refused_cleanly(path: str) -> None:
+    try:
+        out = normalize_path(path)
+    except InvalidArgument as e:
+        assert e.message.isprintable()
+    else:
+        assert out.startswith("/") and len(out.encode()) <= 3584

@@ -1017,3 +1017,60 @@ def test_cron_spec_in_a_trigger_is_checked() -> None:
 
 def test_pipeline_spec_is_importable_as_a_type() -> None:
     assert isinstance(parse_spec(EDGES), PipelineSpec)
+
+
+# --- hostile documents: refused in one line, in time linear in their size -----------------------
+
+
+def _cross(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"pfs": {"repo": "images", "glob": "/*"}}
+    for _ in range(levels):
+        node = {"cross": [node]}
+    return {**EDGES, "input": node}
+
+
+def test_nesting_is_bounded_whoever_built_the_document() -> None:
+    assert parse_spec(_cross(40)).input is not None  # deep, but within reason
+    assert "nested more than 100 levels" in error_of(_cross(60))
+    text = '{"input": ' * 100_000 + "1" + "}" * 100_000
+    with pytest.raises(SpecError, match="nested more than 100 levels"):
+        parse_specs(text, "deep.json")
+
+
+def test_yaml_aliases_that_explode_or_contain_themselves_are_refused() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdef", "bcdefg", strict=True))
+    with pytest.raises(SpecError, match="expands to more than"):
+        parse_specs(bomb + "pipeline: {name: p}\ntransform: {cmd: [x], image: *g}\n", "bomb.yaml")
+    with pytest.raises(SpecError, match="itself"):
+        parse_specs("pipeline: {name: p}\npod_patch: &x [*x]\n", "loop.yaml")
+    # A few shared anchors are fine: that is what aliases are for.
+    shared = ("pipeline: {name: edges}\ntransform: {cmd: [python3]}\n"
+              "input: {pfs: {repo: images, glob: /*}}\npod_patch: [&e {op: add}, *e, *e]\n")
+    assert json.loads(parse_specs(shared, "ok.yaml")[0].extras["pod_patch"]) == [{"op": "add"}] * 3
+
+
+def test_integers_are_64_bit() -> None:
+    assert "out of range" in error_of({**EDGES, "datum_tries": 2**63})
+    assert "out of range" in error_of({**EDGES, "parallelism_spec": {"constant": "9" * 30}})
+    assert "whole number" in error_of({**EDGES, "datum_tries": "9" * 5000})
+    with pytest.raises(SpecError, match="thousands of digits"):
+        parse_specs('{"datum_tries": ' + "9" * 5000 + "}", "big.json")
+
+
+def test_a_megabyte_command_string_is_refused_in_linear_time() -> None:
+    import time
+
+    start = time.monotonic()
+    message = error_of({**EDGES, "transform": {"cmd": "x" * 1_000_000}})
+    assert time.monotonic() - start < 2
+    assert "list of strings" in message and len(message) < 300
+    assert '["sh", "-c", "' in message
+
+
+def test_spec_bytes_must_be_utf8_text() -> None:
+    from tusk.pps.spec_files import decode_spec
+
+    assert decode_spec(b"\xef\xbb\xbf{}", "s.json") == "{}"
+    with pytest.raises(SpecError, match=r"not UTF-8 text \(byte 0xff at offset 1\)"):
+        decode_spec(b"{\xff}", "s.json")

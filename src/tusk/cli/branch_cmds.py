@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tusk.cli.common import pfs, project_option
+from tusk.cli.common import count, pfs, project_option
 from tusk.cli.main import create, delete, inspect, list_
 from tusk.cli.output import ago, emit, fmt_of, output_options
 
@@ -30,7 +30,7 @@ def _split(ref: str, project: str | None):  # type: ignore[no-untyped-def]
               help="Move this branch to BRANCH's head (same repo) when a condition holds.")
 @click.option("--trigger-size", default="", metavar="SIZE",
               help="Condition: at least SIZE (e.g. 1MB, 500KiB) added since this branch's head.")
-@click.option("--trigger-commits", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--trigger-commits", type=count(1), default=None, metavar="N",
               help="Condition: at least N commits since this branch's head.")
 @click.option("--trigger-cron", default="", metavar="SPEC",
               help="Condition: a tick of this cron spec (e.g. '@every 10m') since the last move.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from tusk.cli.common import kick, pfs, project_option
+from tusk.cli.common import SECONDS, count, kick, pfs, project_option
 from tusk.cli.main import delete, finish, inspect, list_, squash, start, subscribe, wait
 from tusk.cli.output import ago, emit, fmt_of, output_options, size
 
@@ -90,7 +90,7 @@ def inspect_commit(ref: str, wait: bool, project: str | None, fmt: str, raw: boo
 
 @list_.command("commit")
 @click.argument("ref", required=False, metavar="[REPO[@REF] | ID]")
-@click.option("-n", "--number", type=click.IntRange(min=0), default=0,
+@click.option("-n", "--number", type=count(), default=0,
               help="At most this many commits (0: all).")
 @click.option("--all", "all_origins", is_flag=True, help="Include AUTO commits (made by propagation).")
 @click.option("--origin", type=click.Choice(["USER", "AUTO"]), default=None, help="Only this origin.")
@@ -121,7 +121,7 @@ def list_commit(ref: str | None, number: int, all_origins: bool, origin: str | N
 
 @wait.command("commit")
 @click.argument("ref", metavar="REPO@REF | ID")
-@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+@click.option("--timeout", type=SECONDS, default=None, help="Give up after this many seconds.")
 @project_option
 @output_options
 def wait_commit(ref: str, timeout: float | None, project: str | None, fmt: str, raw: bool) -> None:
@@ -145,7 +145,7 @@ def wait_commit(ref: str, timeout: float | None, project: str | None, fmt: str, 
 @click.option("--from", "from_id", default=None, help="Only commits after this commit ID.")
 @click.option("--new", "new_only", is_flag=True, help="Only commits made from now on.")
 @click.option("--state", type=click.Choice(["started", "finished"]), default="started")
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--timeout", type=SECONDS, default=None, help="Stop after this many seconds.")
 @project_option
 @output_options
 def subscribe_commit(ref: str, from_id: str | None, new_only: bool, state: str, timeout: float | None,

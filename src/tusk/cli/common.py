@@ -7,8 +7,9 @@ unchanged against a server.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -89,3 +90,37 @@ def project_option(f: Callable) -> Callable:
         "--project", default=None, metavar="PROJECT",
         help="Project of the repo (default: 'default'; or write project/repo).",
     )(f)
+
+
+# -- numeric options ---------------------------------------------------------------------------
+# Every number a user types is range-checked here, where click names the option in its one-line
+# error: past these bounds SQLite (64-bit integers) and the clock's timeouts raise OverflowError.
+
+MAX_INT64 = 2**63 - 1
+MAX_SECONDS = 1e9  # ~31 years; threading's timeouts stop at ~9.2e9 s
+
+
+def count(min: int = 0) -> click.IntRange:
+    """A whole number from ``min`` up to what SQLite can store (counts, offsets, depths)."""
+    return click.IntRange(min, MAX_INT64)
+
+
+class Seconds(click.ParamType):
+    """A finite, non-negative number of seconds (``--timeout``, ``--idle``)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+            self.fail(f"{value!r} is out of range: give seconds from 0 to {MAX_SECONDS:.0f}"
+                      " (leave the option out for no limit)", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from tusk.cli.common import pfs, project_option
+from tusk.cli.common import count, pfs, project_option
 from tusk.cli.main import copy, delete, diff, get, glob, inspect, list_, put
 from tusk.cli.output import emit, fmt_of, is_tty, output_options, size
 
@@ -106,12 +106,10 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
         with svc.modify(target, description=message) as session:
             for item in items:
                 if untar:
-                    with _open_source(item) as stream:
+                    with src.open_source(item) as stream:
                         session.put_tar(stream, dest or "/", append, bar)
-                elif item == "-":
-                    session.put_stream(src.destination(item, dest, many), sys.stdin.buffer, append, bar)
-                elif src.is_url(item):
-                    with src.open_url(item) as stream:
+                elif item == "-" or src.is_url(item):
+                    with src.open_source(item) as stream:
                         session.put_stream(src.destination(item, dest, many), stream, append, bar)
                 elif os.path.isdir(item):
                     base = os.path.basename(os.path.abspath(item))
@@ -129,17 +127,6 @@ def put_file(ref: str, sources: tuple[str, ...], recursive: bool, input_file: st
         bar.close()
 
 
-def _open_source(item: str):  # type: ignore[no-untyped-def]
-    """A source as a readable binary stream (stdin is not closed afterwards)."""
-    from tusk.pfs import sources as src
-
-    if item == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
-    if src.is_url(item):
-        return src.open_url(item)
-    return open(item, "rb")
-
-
 def _local_size(p: Path) -> int:
     if p.is_file():
         return p.stat().st_size
@@ -150,7 +137,7 @@ def _local_size(p: Path) -> int:
 @click.argument("ref", metavar="REPO@REF:PATH")
 @click.option("-o", "--output", "out", default=None, help="Write to this path instead of stdout.")
 @click.option("-r", "--recursive", is_flag=True, help="Download a directory (needs -o).")
-@click.option("--offset", type=click.IntRange(min=0), default=0, help="Start at this byte of the file.")
+@click.option("--offset", type=count(), default=0, help="Start at this byte of the file.")
 @project_option
 def get_file(ref: str, out: str | None, recursive: bool, offset: int, project: str | None) -> None:
     """Print a file, or download a file or directory."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tusk.cli.common import pps, project_option
+from tusk.cli.common import count, pps, project_option
 from tusk.cli.main import cli
 from tusk.cli.output import emit, fmt_of, output_options
 
@@ -44,7 +44,7 @@ def _tree_rows(node: dict[str, Any], level: int = 0) -> list[list[str]]:
               help="List the output files made from this file version instead, down the DAG.")
 @click.option("--all", "superseded", is_flag=True,
               help="With --downstream: also list outputs superseded by later jobs.")
-@click.option("--depth", type=click.IntRange(min=0), default=None,
+@click.option("--depth", type=count(), default=None,
               help="Follow at most this many pipelines up the DAG (default: all the way).")
 @project_option
 @output_options

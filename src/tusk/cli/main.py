@@ -1,19 +1,22 @@
 """The ``tusk`` command: pachctl's grammar (``tusk <verb> <noun> ...``) over the services.
 
 This module defines the verb groups and the error boundary: every ``TuskError`` becomes one
-line on stderr and its exit code, never a traceback. The commands themselves live in one
+line on stderr and its exit code, never a traceback. Anything else is a bug or a broken
+environment; the last-resort guard (``_unexpected``) still prints one line, with a hint to
+report it, and shows the traceback only when ``TUSK_DEBUG`` is set. The commands themselves live in one
 module per noun (``repo_cmds``, ``commit_cmds``, ...) and stay thin: parse, call the service,
 print. Heavy imports happen inside commands so ``tusk --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from tusk.errors import TuskError, exit_code
+from tusk.errors import INTERNAL_ERROR_EXIT, TuskError, exit_code, printable
 
 # Verbs after which a controller may have work (new commits on pipeline inputs, new specs).
 MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run", "rerun",
@@ -43,12 +46,52 @@ class TuskGroup(click.Group):
             message = e.format_message().replace("\n", " ")
             click.echo(f"tusk: {message} (see '{where} --help')", err=True)
             ctx.exit(e.exit_code)
+        except click.ClickException as e:  # e.g. click.edit's "Editing failed"
+            click.echo(f"tusk: {printable(' '.join(e.format_message().split()))}", err=True)
+            ctx.exit(e.exit_code)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(141)
         except KeyboardInterrupt:
             click.echo("tusk: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own control flow (ctx.exit), not failures
+        except Exception as e:  # noqa: BLE001 - the last resort: see _unexpected
+            _unexpected(ctx, e)
+
+
+def _unexpected(ctx: click.Context, e: Exception) -> NoReturn:
+    """One line for an exception no command turned into a ``TuskError``.
+
+    With ``TUSK_DEBUG`` set the exception propagates, so Python prints the whole traceback.
+    """
+    if os.environ.get("TUSK_DEBUG"):
+        raise e
+    hint = "run again with TUSK_DEBUG=1 for the traceback"
+    if isinstance(e, UnicodeEncodeError) and "surrogate" in e.reason:
+        # An argument held bytes that are not UTF-8 (Python keeps them as lone surrogates): fine
+        # for a local file name, but no name, path or description tusk stores may carry them.
+        bad = printable(e.object[max(e.start - 20, 0):e.end + 20])
+        click.echo(f"tusk: '{bad}' is not UTF-8 text; names, paths and descriptions must be",
+                   err=True)
+        ctx.exit(2)
+    if isinstance(e, MemoryError):
+        message = f"out of memory ({hint})"
+    elif isinstance(e, RecursionError):
+        message = f"input nested too deeply to handle ({hint}, and please report it)"
+    elif isinstance(e, OSError) and e.strerror:
+        # The environment more often than a bug: a full disk, a permission, a vanished file.
+        where = f"{e.filename}: " if e.filename else ""
+        message = f"{where}{e.strerror} ({hint})"
+    else:
+        text = " ".join(str(e).split())
+        if len(text) > 300:
+            text = text[:300] + "..."
+        detail = f"{type(e).__name__}: {text}" if text else type(e).__name__
+        message = f"internal error: {detail} ({hint}, and please report it)"
+    click.echo(f"tusk: {printable(message)}", err=True)
+    ctx.exit(INTERNAL_ERROR_EXIT)
 
 
 @click.group(cls=TuskGroup, context_settings={"help_option_names": ["-h", "--help"]})

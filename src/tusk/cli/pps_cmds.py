@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from tusk.cli.common import kick, pps, project_option
+from tusk.cli.common import SECONDS, count, kick, pps, project_option
 from tusk.cli.main import (
     cli,
     create,
@@ -24,18 +24,10 @@ from tusk.cli.output import ago, emit, err, fmt_of, output_options
 
 
 def _read_specs(path: str, project: str | None):  # type: ignore[no-untyped-def]
-    from tusk.errors import InvalidArgument
     from tusk.pps.spec import parse_specs
+    from tusk.pps.spec_files import read_spec_file
 
-    if path == "-":
-        text, source = sys.stdin.read(), "<stdin>"
-    else:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise InvalidArgument(f"{path}: {e.strerror}") from None
-        source = path
+    text, source = read_spec_file(path, sys.stdin.buffer)
     return parse_specs(text, source, project or "default")
 
 
@@ -230,7 +222,7 @@ def _job_rows(jobs):  # type: ignore[no-untyped-def]
 @list_.command("job")
 @click.argument("job_id", required=False)
 @click.option("-p", "--pipeline", default=None, help="Only this pipeline's jobs.")
-@click.option("-n", "--number", type=int, default=0, help="At most this many jobs.")
+@click.option("-n", "--number", type=count(), default=0, help="At most this many jobs.")
 @project_option
 @output_options
 def list_job(job_id: str | None, pipeline: str | None, number: int, project: str | None, fmt: str,
@@ -265,7 +257,7 @@ def inspect_job(ref: str, wait: bool, project: str | None, fmt: str, raw: bool) 
 
 @wait.command("job")
 @click.argument("ref", metavar="PIPELINE@ID")
-@click.option("--timeout", type=float, default=None)
+@click.option("--timeout", type=SECONDS, default=None)
 @project_option
 def wait_job(ref: str, timeout: float | None, project: str | None) -> None:
     """Wait until a job is done; exit non-zero unless it succeeded."""
@@ -280,7 +272,7 @@ def wait_job(ref: str, timeout: float | None, project: str | None) -> None:
 @subscribe.command("job")
 @click.argument("pipeline", required=False)
 @click.option("--new", "new_only", is_flag=True, help="Only jobs created from now on.")
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--timeout", type=SECONDS, default=None, help="Stop after this many seconds.")
 @project_option
 @output_options
 def subscribe_job(pipeline: str | None, new_only: bool, timeout: float | None, project: str | None,
@@ -325,7 +317,7 @@ def list_datum(ref: str | None, path: str | None, why: bool, project: str | None
 
 
 @cli.command("controller", hidden=True)
-@click.option("--idle", type=float, default=0, help="Exit after this many idle seconds (0: never).")
+@click.option("--idle", type=SECONDS, default=0, help="Exit after this many idle seconds (0: never).")
 def controller(idle: float) -> None:
     """Run the controller in the foreground."""
     from tusk.cli.common import pfs

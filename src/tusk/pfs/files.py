@@ -98,7 +98,13 @@ class FileSession:
         self._add(path, self.writer.write_bytes(data), append)
 
     def put_path(self, path: str, local: Path, append: bool = False) -> None:
+        from tusk.pfs.sources import open_local, streams_only
+
         path = normalize_path(path, allow_root=False)
+        if streams_only(local):  # a pipe or device: read as a stream, in bounded memory
+            with open_local(local) as stream:
+                self._add(path, self.writer.write_stream(stream), append)
+            return
         self._add(path, self.writer.write_path(local), append)
 
     def put_stream(self, path: str, stream: BinaryIO, append: bool = False, progress=None) -> None:  # type: ignore[no-untyped-def]

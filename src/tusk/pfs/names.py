@@ -3,6 +3,14 @@
 Validation happens here, at the edge, so nothing below ever sees a name or path that could
 escape the store or be confused with ref syntax. Every failure is an ``InvalidArgument`` whose
 message names the bad value and the rule.
+
+File paths follow Pachyderm's rules (no glob characters, no '.' or '..' parts), with two
+differences. Pachyderm allows only printable ASCII; tusk allows any printable Unicode, kept
+exactly as given: NFC and NFD spellings of "é" are two different files, as on Linux file systems
+(docs/storage.md). And tusk bounds lengths, which Pachyderm does not: every job materialises its
+input files on the local file system, which refuses a name component over 255 bytes (NAME_MAX)
+and a path over 4096 (PATH_MAX). Refused at the edge, such a name is one clear error at
+``put file``; accepted, it failed every job that read it.
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ MAX_BRANCH = 63
 GLOB_CHARS = set("*?[]{}!()@+^")
 
 DEFAULT_PROJECT = "default"
+
+# Bytes of UTF-8, as the file system counts them (see the module docstring).
+MAX_COMPONENT_BYTES = 255
+# PATH_MAX (4096) less room for the datum directory a job puts the file under.
+MAX_PATH_BYTES = 3584
 
 
 def check_repo_name(name: str) -> str:
@@ -87,11 +100,29 @@ def normalize_path(path: str, *, allow_root: bool = True) -> str:
     for p in parts:
         if p in (".", ".."):
             raise InvalidArgument(f"path {path!r} contains '{p}': use absolute paths without it")
+    # Only a long path can break a byte limit (a character is at most 4 bytes of UTF-8).
+    if len(path) * 4 > MAX_COMPONENT_BYTES:
+        for p in parts:
+            check_component_bytes(p)
+        if len(path) * 4 > MAX_PATH_BYTES and len(path.encode()) > MAX_PATH_BYTES:
+            raise InvalidArgument(
+                f"path {path[:60]!r}... is {len(path.encode())} bytes long; a path may have at"
+                f" most {MAX_PATH_BYTES} bytes (UTF-8)"
+            )
     if not parts:
         if not allow_root:
             raise InvalidArgument("path is empty; name a file, e.g. /data/file.csv")
         return "/"
     return "/" + "/".join(parts)
+
+
+def check_component_bytes(name: str) -> None:
+    """Refuse a path component the local file system could not hold (see the module docstring)."""
+    if len(name) * 4 > MAX_COMPONENT_BYTES and len(name.encode()) > MAX_COMPONENT_BYTES:
+        raise InvalidArgument(
+            f"file name {name[:40]!r}... is {len(name.encode())} bytes long; a name between"
+            f" slashes may have at most {MAX_COMPONENT_BYTES} bytes (UTF-8)"
+        )
 
 
 def parent_dirs(path: str) -> list[str]:

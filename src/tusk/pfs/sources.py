@@ -7,7 +7,9 @@ source's base name; a recursive directory keeps its relative layout under the de
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tarfile
 import urllib.parse
 from collections.abc import Iterator
@@ -16,7 +18,72 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tusk.errors import InvalidArgument, NotFound
-from tusk.pfs.names import GLOB_CHARS, normalize_path
+from tusk.pfs.names import GLOB_CHARS, MAX_PATH_BYTES, normalize_path
+
+
+class SourceReader(io.RawIOBase):
+    """A put's source stream whose read failures are the user's error, naming the source.
+
+    ``/proc/self/mem``, a vanished network share or a reset connection fail in ``read``; the
+    store's own failures (a full disk) stay what they are, since only reads go through here.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        super().__init__()
+        self._stream = stream
+        self.name_ = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        try:
+            if hasattr(self._stream, "readinto"):
+                return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+            data = self._stream.read(len(buffer))
+        except OSError as e:
+            raise _unreadable(self.name_, e) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except OSError as e:
+            raise _unreadable(self.name_, e) from None
+
+    def close(self) -> None:
+        if self._stream is not _stdin():
+            self._stream.close()
+        super().close()
+
+
+def _stdin() -> BinaryIO:
+    import sys
+
+    return sys.stdin.buffer
+
+
+def _unreadable(name: str, e: OSError) -> InvalidArgument:
+    return InvalidArgument(f"cannot read {name}: {e.strerror or e}")
+
+
+def open_local(path: str | Path) -> SourceReader:
+    """A local file, device or pipe opened for a put, read errors naming it."""
+    try:
+        return SourceReader(open(path, "rb"), str(path))  # closed with the reader
+    except OSError as e:
+        raise _unreadable(str(path), e) from None
+
+
+def streams_only(path: str | Path) -> bool:
+    """Whether a local source must be streamed rather than sized and mapped: a pipe, a device
+    (``/dev/zero`` never ends) or a file whose size says nothing (``/proc``'s report 0)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise _unreadable(str(path), e) from None
+    return not stat.S_ISREG(st.st_mode) or st.st_size == 0
 
 
 def is_url(source: str) -> bool:
@@ -79,6 +146,9 @@ def _walk(local_dir: str, dest: str) -> Iterator[list[tuple[str, str]]]:
         entries = sorted(it, key=_entry_name)
     _check_names(entries)
     prefix = dest + "/"
+    if (len(prefix) + 255) * 4 > MAX_PATH_BYTES:  # deep enough that a name could break the limit
+        for e in entries:
+            normalize_path(prefix + e.name)
     run: list[tuple[str, str]] = []
     for e in entries:
         if e.is_dir(follow_symlinks=False):
@@ -115,6 +185,15 @@ def _checked_name(name: str, local: str) -> str:
     return name
 
 
+def open_source(item: str) -> SourceReader:
+    """A put's source by name: '-' (stdin, left open), a URL or a local file."""
+    if item == "-":
+        return SourceReader(_stdin(), "stdin")
+    if is_url(item):
+        return SourceReader(open_url(item), item)
+    return open_local(item)
+
+
 def open_url(url: str) -> BinaryIO:
     # Imported here: urllib.request costs ~25 ms, which every 'tusk put file' would pay.
     import urllib.error
@@ -129,12 +208,31 @@ def open_url(url: str) -> BinaryIO:
         raise InvalidArgument(f"{url}: cannot fetch ({reason})") from None
 
 
+MAX_LIST_BYTES = 64 << 20  # a million sources; and /dev/zero is not read to its end
+
+
 def read_list_file(path: str) -> list[str]:
     """Sources named one per line in a list file (``-i``); blank lines and '#' comments skipped."""
     try:
-        text = Path(path).read_text() if path != "-" else __import__("sys").stdin.read()
+        if path == "-":
+            data = _stdin().read(MAX_LIST_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_LIST_BYTES + 1)
     except FileNotFoundError:
         raise NotFound(f"list file {path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidArgument(f"list file {path} is a directory; give a file of sources") from None
+    except OSError as e:
+        raise _unreadable(f"list file {path}", e) from None
+    if len(data) > MAX_LIST_BYTES:
+        raise InvalidArgument(f"list file {path} is larger than {MAX_LIST_BYTES >> 20} MiB")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        raise InvalidArgument(
+            f"list file {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})"
+        ) from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

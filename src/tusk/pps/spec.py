@@ -42,7 +42,7 @@ from tusk.pps.spec_fields import (
     normalise,
     type_name,
 )
-from tusk.pps.spec_files import load_spec_documents
+from tusk.pps.spec_files import check_shape, load_spec_documents
 from tusk.pps.spec_inputs import (
     CronInput,
     CrossInput,
@@ -238,6 +238,7 @@ def parse_spec(
     """
     if not isinstance(doc, dict):
         raise SpecError(source, "", f"a pipeline spec must be an object, not {type_name(doc)}")
+    check_shape(doc, source)  # bounds the recursion below, whoever built the document
     try:
         clean = normalise(doc, PIPELINE_FIELDS, "")
         return _build(clean, doc, default_project)

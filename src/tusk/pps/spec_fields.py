@@ -21,6 +21,7 @@ from tusk.pps.spec_errors import FieldError, join_path
 DEFAULT_IMAGE = "ubuntu:20.04"
 DEFAULT_DATUM_TRIES = 3
 MAX_PIPELINE_NAME = 51
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PIPELINE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 REPROCESS_SPECS = ("until_success", "every_job")
 SERVICE_TYPES = ("NodePort", "ClusterIP", "LoadBalancer")
@@ -318,7 +319,7 @@ def normalise(value: Any, kind: Any, path: str) -> Any:
             if kind.item == STR and isinstance(value, str):
                 # cmd is argv (never run through a shell); stdin is lines. Show the list form.
                 if path.endswith("stdin"):
-                    lines = json.dumps(value.splitlines() or [value])
+                    lines = json.dumps([_short(x) for x in (value.splitlines() or [value])[:5]])
                     raise FieldError(
                         path, f"must be a list of lines, not one string; write {lines}"
                     )
@@ -336,14 +337,16 @@ def normalise(value: Any, kind: Any, path: str) -> Any:
     if kind == INT:
         if isinstance(value, bool):
             raise FieldError(path, "must be a whole number, not a boolean")
+        number: int | None = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        # protobuf JSON writes 64-bit integers as strings.
-        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            return int(value)
-        raise FieldError(path, f"must be a whole number, not {type_name(value)}")
+            number = value
+        elif (isinstance(value, float) and value.is_integer()) or _integer_text(value):
+            number = int(value)
+        if number is None:
+            raise FieldError(path, f"must be a whole number, not {type_name(value)}")
+        if not INT64_MIN <= number <= INT64_MAX:  # protobuf's int64, and SQLite's integers
+            raise FieldError(path, f"{_short(value)} is out of range (at most {INT64_MAX})")
+        return number
     if kind == FLOAT:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
@@ -365,6 +368,11 @@ def normalise(value: Any, kind: Any, path: str) -> Any:
     return copy.deepcopy(value)
 
 
+def _integer_text(value: Any) -> bool:
+    """protobuf JSON writes 64-bit integers as strings; a longer one is out of range anyway."""
+    return isinstance(value, str) and len(value) < 40 and bool(re.fullmatch(r"\s*[-+]?\d+\s*", value))
+
+
 def _map_value(value: Any, path: str) -> str:
     # Environment variables, labels and annotations are strings. Protobuf JSON would refuse
     # `PORT: 8080` or `DEBUG: true`, but the intent is plain, so write them as JSON does.
@@ -375,7 +383,23 @@ def _map_value(value: Any, path: str) -> str:
     raise FieldError(path, f"must be a string, not {type_name(value)}")
 
 
+# Values quoted in messages are cut to this many characters: a message stays one readable line.
+MAX_QUOTED = 80
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "..."
+
+
 def _split_command(text: str) -> list[str]:
+    """The argv a command line most likely meant, for the "write it as a list" hint.
+
+    shlex builds each token a character at a time (quadratic on one long word), so a long text
+    gets the shell form with its head shown instead.
+    """
+    if len(text) > MAX_QUOTED:
+        return ["sh", "-c", _short(text)]
     try:
         return shlex.split(text)
     except ValueError:

@@ -1,14 +1,110 @@
-"""Spec files: one or many pipeline specs as JSON or YAML documents."""
+"""Spec files: one or many pipeline specs as JSON or YAML documents.
+
+A spec file is hostile input until read: it may be a device that never ends, binary, nested
+a million levels deep, or a YAML alias bomb whose few lines expand to billions of values. Each
+of those is refused here with a one-line ``SpecError`` before anything walks the document:
+reading stops at ``MAX_SPEC_BYTES``, the parsers' recursion is caught, and ``check_shape``
+bounds the nesting (``MAX_DEPTH``) and the expanded size (``MAX_VALUES``) without recursion.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
 from tusk.pps.spec_errors import SpecError
 from tusk.pps.spec_fields import type_name
+
+# Far above any real spec (Pachyderm's API takes messages of a few MiB), far below trouble.
+MAX_SPEC_BYTES = 16 << 20
+# JSON/YAML nesting: a deep spec (input.cross[0].cross[0]...pfs.glob) is ~20 levels.
+MAX_DEPTH = 100
+# Values after YAML aliases are expanded: a real spec has hundreds.
+MAX_VALUES = 1_000_000
+
+
+def read_spec_file(path: str, stdin: BinaryIO) -> tuple[str, str]:
+    """The text of a spec file (``-`` for ``stdin``) and the name errors call it.
+
+    Refuses, in one line each: a file that cannot be read, one larger than ``MAX_SPEC_BYTES``
+    (``/dev/zero`` included: it is never read to its end) and one that is not UTF-8 text.
+    """
+    source = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            data = stdin.read(MAX_SPEC_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_SPEC_BYTES + 1)
+    except IsADirectoryError:
+        raise SpecError(source, "", "is a directory; give a spec file (JSON or YAML)") from None
+    except OSError as e:
+        raise SpecError(source, "", f"cannot read: {e.strerror or e}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError(source, "", f"larger than {MAX_SPEC_BYTES >> 20} MiB; is it a spec file?")
+    return decode_spec(data, source), source
+
+
+def decode_spec(data: bytes, source: str) -> str:
+    """Spec bytes as text: UTF-8 (a byte order mark is dropped), else a one-line error."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            source, "", f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start});"
+            " a spec is a JSON or YAML text file"
+        ) from None
+
+
+def check_shape(doc: Any, source: str) -> None:
+    """Refuse a document nested deeper than ``MAX_DEPTH``, holding more than ``MAX_VALUES``
+    values once aliases are expanded, or containing itself (a YAML anchor used inside itself).
+
+    Iterative, and each shared object (an alias) is measured once, so neither a deep nor an
+    exponential document costs more than its distinct objects.
+    """
+    # Per container id: (depth below it, values in it expanded); a container on the current
+    # walk (``open_``) that is reached again contains itself.
+    done: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    keep: list[Any] = []  # holds the containers measured, so their ids stay unique
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        items = list(node.values()) if isinstance(node, dict) else node
+        if children_done:
+            open_.discard(key)
+            depth, values = 1, 1
+            for child in items:
+                if isinstance(child, (dict, list)):
+                    d, v = done[id(child)]
+                    depth, values = max(depth, d + 1), values + v
+                else:
+                    values += 1
+            if depth > MAX_DEPTH:
+                raise SpecError(source, "", f"nested more than {MAX_DEPTH} levels deep;"
+                                " a pipeline spec needs far fewer")
+            if values > MAX_VALUES:
+                raise SpecError(source, "", f"expands to more than {MAX_VALUES:,} values"
+                                " (YAML aliases repeating an anchor?); write the spec out")
+            done[key] = (depth, values)
+            keep.append(node)
+            continue
+        if key in done:
+            continue
+        if key in open_:
+            raise SpecError(source, "", "a YAML anchor is used inside itself (it contains itself)")
+        if len(open_) >= MAX_DEPTH:
+            raise SpecError(source, "", f"nested more than {MAX_DEPTH} levels deep;"
+                            " a pipeline spec needs far fewer")
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in items if isinstance(child, (dict, list)))
 
 # --------------------------------------------------------------------------------------------
 # Documents.
@@ -60,29 +156,12 @@ def load_spec_documents(text: str, source: str = "<spec>") -> list[dict[str, Any
     stripped = text.lstrip()
     if not stripped:
         raise SpecError(source, "", "no pipeline spec found: the file is empty")
-    values: list[Any]
-    if stripped[0] in "{[":
-        try:
-            values = _json_values(text)
-        except json.JSONDecodeError as err:
-            # Flow-style YAML ({a: 1}) also starts with a brace; give it a chance before
-            # reporting the JSON error, which is the likelier intent.
-            try:
-                values = list(yaml.load_all(text, Loader=_YamlLoader))
-            except yaml.YAMLError:
-                raise SpecError(source, f"line {err.lineno}, column {err.colno}", err.msg) from None
-        except ValueError as err:  # duplicate key
-            raise SpecError(source, "", str(err)) from None
-    else:
-        try:
-            values = list(yaml.load_all(text, Loader=_YamlLoader))
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = err.problem or err.context or "invalid YAML"
-            raise SpecError(source, where, problem) from None
-        except yaml.YAMLError as err:
-            raise SpecError(source, "", f"invalid YAML: {err}") from None
+    try:
+        values = _load(text, stripped, source)
+    except RecursionError:
+        # The parsers recurse once per level: far past MAX_DEPTH, before check_shape can look.
+        raise SpecError(source, "", f"nested more than {MAX_DEPTH} levels deep;"
+                        " a pipeline spec needs far fewer") from None
 
     docs: list[dict[str, Any]] = []
     for number, value in enumerate(values, 1):
@@ -101,6 +180,42 @@ def load_spec_documents(text: str, source: str = "<spec>") -> list[dict[str, Any
     if not docs:
         raise SpecError(source, "", "no pipeline spec found")
     return docs
+
+
+def _load(text: str, stripped: str, source: str) -> list[Any]:
+    """The values of a JSON or YAML text (see ``load_spec_documents``)."""
+    values: list[Any]
+    if stripped[0] in "{[":
+        try:
+            values = _json_values(text)
+        except json.JSONDecodeError as err:
+            # Flow-style YAML ({a: 1}) also starts with a brace; give it a chance before
+            # reporting the JSON error, which is the likelier intent.
+            try:
+                values = list(yaml.load_all(text, Loader=_YamlLoader))
+            except yaml.YAMLError:
+                raise SpecError(source, f"line {err.lineno}, column {err.colno}", err.msg) from None
+        except ValueError as err:  # a duplicate key, or a number too long to convert
+            raise SpecError(source, "", _value_problem(err)) from None
+    else:
+        try:
+            values = list(yaml.load_all(text, Loader=_YamlLoader))
+        except ValueError as err:  # from a constructor: a number too long to convert
+            raise SpecError(source, "", _value_problem(err)) from None
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = err.problem or err.context or "invalid YAML"
+            raise SpecError(source, where, problem) from None
+        except yaml.YAMLError as err:
+            raise SpecError(source, "", f"invalid YAML: {err}") from None
+    return values
+
+
+def _value_problem(err: ValueError) -> str:
+    if "digits" in str(err):  # Python refuses to convert integers of more than 4300 digits
+        return "a number has thousands of digits; no field takes a number that large"
+    return str(err)
 
 
 def _json_values(text: str) -> list[Any]:
