@@ -19,6 +19,7 @@ import msgpack
 from sqlalchemy import Connection, delete, func, select, update
 
 from tusk.errors import FailedPrecondition, NotFound
+from tusk.storage import file_cache
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
 from tusk.storage.content import pack_key
@@ -175,4 +176,21 @@ def fsck(b: Backend, verify_hashes: bool = True) -> FsckReport:
             continue
         if len(data) != n or (verify_hashes and blake3.blake3(data).digest() != h):
             report.problems.append(f"chunk {h.hex()[:16]} in {key} is corrupt")
+    if verify_hashes:
+        report.problems += file_cache.verify(b.root / "cache", lambda hs: _chunks_of(b, hs),
+                                             b.reader().iter_bytes)
     return report
+
+
+def _chunks_of(b: Backend, wanted: set[bytes]) -> dict[bytes, list]:
+    """Content hash -> chunk list, for the wanted hashes any stored tree still names."""
+    found: dict[bytes, list] = {}
+    with b.db.read() as conn:
+        for data in conn.execute(select(s.tree_nodes.c.data)).scalars():
+            for item in msgpack.unpackb(data, raw=False):
+                # Leaf entries are (path, size, hash, chunks, ...); index rows have a count.
+                if len(item) > 3 and isinstance(item[3], list) and item[2] in wanted:
+                    found[item[2]] = [tuple(c) for c in item[3]]
+            if len(found) == len(wanted):
+                break
+    return found

@@ -1,8 +1,9 @@
 """A datum's files on the host: materialising inputs and harvesting ``/pfs/out``.
 
-Inputs come from a content cache under the root (one file per content hash, written once),
-hard-linked into the datum's scratch directory when the sandbox mounts them read-only, copied
-for the process runner (whose code could otherwise write through a link into the cache).
+Inputs come from a content cache under the root (``tusk.storage.file_cache``: one file per
+content hash, written once), hard-linked into the datum's scratch directory when the sandbox
+mounts them read-only, copied for the process runner (whose code could otherwise write through
+a link into the cache).
 
 Harvesting walks ``out`` without following links. A symlink is resolved as the user code saw
 it: to another output file (stored again under the link's path), to an input file (recorded as
@@ -16,41 +17,18 @@ import os
 import posixpath
 import shutil
 import threading
-import uuid
 from pathlib import Path
 
 from tusk.errors import InvalidArgument
 from tusk.pfs.names import normalize_path
 from tusk.pfs.trees import Entry
 from tusk.runners.base import Workspace
-from tusk.storage.content import ContentReader, ContentWriter
+from tusk.storage.content import ContentWriter
+from tusk.storage.file_cache import ContentCache
 
 
 class OutputError(Exception):
     """The datum's output is unacceptable (bad name, escaping symlink, special file)."""
-
-
-class ContentCache:
-    """Whole files by content hash, for cheap repeated materialisation."""
-
-    def __init__(self, root: Path, reader: ContentReader) -> None:
-        self.root = root
-        self.reader = reader
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path_for(self, entry: Entry) -> Path:
-        h = entry.hash.hex()
-        path = self.root / h[:2] / h
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{h}.{uuid.uuid4().hex[:8]}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-            try:
-                self.reader.copy_to_fd(entry.chunks, fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        return path
 
 
 def materialize(ws: Workspace, name: str, entries: list[Entry], cache: ContentCache, link: bool,
