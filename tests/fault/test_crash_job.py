@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from faults import SEED, TRIALS, check_after_kill, rng
