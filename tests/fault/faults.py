@@ -168,11 +168,25 @@ def gc_leaves_nothing(tusk: Any, note: str = "") -> None:
 
 
 def check_after_kill(tusk: Any, acked: dict[str, tuple[str, dict[str, str]]], work: Path,
-                     note: str = "") -> None:
+                     note: str = "", killed: bool | None = None) -> None:
     """fsck clean; each acknowledged commit ``{commit id: (ref to read, {path: sha256})}``
-    reads back exactly; gc then leaves nothing behind."""
+    reads back exactly; gc then leaves nothing behind. ``killed`` (whether this trial's
+    command was really killed, None for a final check) goes to ``TUSK_FAULT_LOG``."""
     fsck_clean(tusk, note)
     for cid, (ref, want) in acked.items():
         got = read_back(tusk, ref, work / f"check-{cid[:8]}")
         assert got == want, f"acknowledged commit {cid} reads back wrong {note} (seed {SEED})"
     gc_leaves_nothing(tusk, note)
+    log_trial(killed, note)
+
+
+def log_trial(killed: bool | None, note: str) -> None:
+    """One JSON line per checked trial in ``TUSK_FAULT_LOG`` (bench/soak.py counts them)."""
+    path = os.environ.get("TUSK_FAULT_LOG")
+    if not path or killed is None:
+        return
+    import json
+
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+    with open(path, "a") as f:
+        f.write(json.dumps({"test": test, "killed": killed, "seed": SEED, "note": note}) + "\n")

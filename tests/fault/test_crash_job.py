@@ -54,5 +54,5 @@ def test_controller_killed_at_random_points_of_jobs(pipes: Pipes) -> None:
         assert p.text_tree(f"copy@{cid}") == {f"/{k}": v for k, v in inputs.items()}, note
         acked[cid] = (f"copy@{cid}:/", {k: hashlib.sha256(v.encode()).hexdigest()
                                         for k, v in inputs.items()})
-        check_after_kill(p.t, {cid: acked[cid]}, work, note)
+        check_after_kill(p.t, {cid: acked[cid]}, work, note, killed=bool(killed))
     check_after_kill(p.t, acked, work, f"end of job trials (seed {SEED})")

@@ -42,4 +42,4 @@ def test_killing_a_bulk_put_kills_its_workers_and_gc_is_not_blocked(tusk: Any) -
     tusk.ok("gc", "--timeout", "20", timeout=60)
     assert time.monotonic() - t0 < 20
     assert tusk.json("list", "branch", "data", "--raw") == []  # nothing was committed
-    check_after_kill(tusk, {}, Path(tusk.cwd), "after a killed bulk put")
+    check_after_kill(tusk, {}, Path(tusk.cwd), "after a killed bulk put", killed=True)
