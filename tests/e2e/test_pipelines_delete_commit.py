@@ -85,3 +85,25 @@ def test_squashing_an_input_commit_set_keeps_the_jobs_and_later_jobs_work(pipes:
     assert p.job("copy", c4)["state"] == "SUCCESS"
     assert p.text_tree("copy@master") == {"/a": "1", "/b": "2", "/c": "3", "/d": "4"}
     _fsck_clean(p)
+
+
+def test_deleting_a_commit_set_whose_job_is_running_kills_the_job(pipes: Pipes) -> None:
+    import time
+
+    p = pipes
+    c1 = p.repo("in", {"a": "1"})
+    p.create(spec("slow", pfs_input("in", "/*"), bash("case $(basename $in) in b|c) sleep 60;; esac;"
+                                                       " cp $in /pfs/out/$(basename $in)")))
+    p.wait(c1, timeout=60)
+    c2 = p.put("in", {"b": "2", "c": "3"})
+    deadline = time.monotonic() + 60
+    while (state := p.job("slow", c2)["state"]) != "RUNNING":
+        assert time.monotonic() < deadline and state in ("CREATED", "STARTING"), state
+        time.sleep(0.1)
+    p.ok("delete", "commit", c2)
+    assert c2 not in [j["id"] for j in p.jobs("-p", "slow")]
+    c3 = p.put("in", {"d": "4"})
+    p.wait(c3, timeout=40)  # long before the killed job's 60 s datums could have finished
+    assert p.job("slow", c3)["state"] == "SUCCESS"
+    assert p.text_tree("slow@master") == {"/a": "1", "/d": "4"}
+    _fsck_clean(p)
