@@ -159,6 +159,7 @@ def test_gc_on_an_empty_root(svc: PfsService) -> None:
     stats = svc.garbage_collect()
     assert stats.to_dict() == {
         "nodes_freed": 0, "chunks_freed": 0, "packs_deleted": 0, "packs_rewritten": 0, "bytes_freed": 0,
+        "scratch_freed": 0,
     }
     assert svc.fsck().problems == []
 

@@ -10,14 +10,21 @@ from tusk.cli.output import emit, fmt_of, output_options, size
 
 
 @cli.command("gc")
+@click.option("--grace", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Keep unindexed packs of live writers, and scratch files no writer is named "
+                   "on, until this old (default: $TUSK_GC_GRACE, else 3600). 0 is safe only "
+                   "while nothing writes.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Wait at most this long for running writes to finish (default: as long as "
+                   "they take).")
 @output_options
-def gc(fmt: str, raw: bool) -> None:
-    """Free stored data that no commit references any more."""
-    stats = pfs().garbage_collect()
+def gc(grace: float | None, timeout: float | None, fmt: str, raw: bool) -> None:
+    """Free stored data that no commit references any more, and what killed writers left."""
+    stats = pfs().garbage_collect(grace=grace, timeout=timeout)
     if fmt_of(fmt, raw) == "table":
         click.echo(f"freed {size(stats.bytes_freed)}: {stats.chunks_freed} chunks, "
                    f"{stats.packs_deleted} packs deleted, {stats.packs_rewritten} rewritten, "
-                   f"{stats.nodes_freed} tree nodes")
+                   f"{stats.nodes_freed} tree nodes, {stats.scratch_freed} scratch files")
         return
     emit(fmt_of(fmt, raw), stats.to_dict())
 
@@ -26,13 +33,20 @@ def gc(fmt: str, raw: bool) -> None:
 @click.option("--no-verify", is_flag=True, help="Check presence only; do not re-hash chunks.")
 @output_options
 def fsck(no_verify: bool, fmt: str, raw: bool) -> None:
-    """Check that every file of every commit is present and intact."""
+    """Check that every file of every commit is present and intact, and that nothing refers
+    to something missing. Exits 1 on any problem."""
     report = pfs().fsck(verify_hashes=not no_verify)
     if fmt_of(fmt, raw) != "table":
         emit(fmt_of(fmt, raw), report.to_dict())
     else:
         for p in report.problems or []:
             click.echo(p)
+        left = report.reclaimable or {}
+        files, packs = left.get("scratch_files", 0), left.get("unindexed_packs", 0)
+        if files or packs:
+            click.echo(f"reclaimable by 'tusk gc': {files} scratch file(s) of dead writers "
+                       f"({size(left.get('scratch_bytes', 0))}), {packs} unindexed pack(s) "
+                       f"({size(left.get('unindexed_bytes', 0))})")
         click.echo(f"checked {report.chunks_checked} chunks: "
                    f"{len(report.problems or [])} problem(s)")
     if report.problems:

@@ -281,7 +281,7 @@ class CommitsMixin(CatalogMixin):
                     else:
                         new_head = self._new_commit(conn, r.repo_id, br.name, None, AUTO, new_id(), now, finished=True)
                     self._move_head(conn, br.id, r.id, new_head, now)
-            self._drop_rows(conn, pks)
+            self._drop_rows(conn, pks, squashed=False)
 
     def squash_commit_set(self, commit_id: str) -> None:
         """Remove a set's commits from history, keeping their content in their children."""
@@ -315,7 +315,7 @@ class CommitsMixin(CatalogMixin):
                 self._check_no_outside_dependents(conn, r, pks, commit_id)
             for r in rows:
                 conn.execute(update(s.commits).where(s.commits.c.parent_id == r.id).values(parent_id=r.parent_id))
-            self._drop_rows(conn, pks)
+            self._drop_rows(conn, pks, squashed=True)
 
     def _open_dependant(self, conn: Connection, kids: list[Row], pks: set[int]) -> Row | None:
         """An open commit whose base content comes through ``kids`` (errored ones are skipped)."""
@@ -347,7 +347,12 @@ class CommitsMixin(CatalogMixin):
                 f"{other.commit_id}; delete or squash that set first"
             )
 
-    def _drop_rows(self, conn: Connection, pks: set[int]) -> None:
+    def _drop_rows(self, conn: Connection, pks: set[int], squashed: bool = False) -> None:
+        # The pipeline layer's jobs for these commits go (delete) or stop (squash) in this same
+        # transaction. PFS knows nothing else of pipelines; this one call is why it imports PPS.
+        from tusk.pps.commit_cleanup import forget_output_commits
+
+        forget_output_commits(conn, pks, squashed)
         cp = s.commit_provenance
         ids = list(pks)
         conn.execute(delete(cp).where(cp.c.commit_pk.in_(ids) | cp.c.upstream_pk.in_(ids)))

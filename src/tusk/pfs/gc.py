@@ -1,31 +1,44 @@
-"""Garbage collection and consistency checks for the data PFS stores.
+"""Garbage collection of the data PFS stores.
 
 Mark and sweep: everything reachable from a commit (its tree nodes and the chunks their entries
 name) or from an open commit's staged changes is live; the rest is freed. Packs whose chunks
 are all dead are deleted; packs that are mostly dead are rewritten with only their live chunks.
 GC holds the data lock exclusively, so no writer can deduplicate against a chunk it is freeing,
 and works inside one metadata transaction, so no commit can land half-way through the mark.
+
+What killed writers leave behind is reclaimed too (``storage.scratch`` says how GC knows whose
+it is): scratch files of dead writers, and published packs that no commit indexed.
 """
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass
 
-import blake3
 import msgpack
 from sqlalchemy import Connection, delete, func, select, update
 
 from tusk.errors import FailedPrecondition, NotFound
-from tusk.storage import file_cache
 from tusk.storage import schema as s
 from tusk.storage.backend import Backend
 from tusk.storage.content import pack_key
+from tusk.storage.scratch import abandoned, new_pack_id, owner_alive, owner_of_pack, scratch_name
 
 REPACK_BELOW = 0.5  # rewrite a pack when less than half of it is live
-ORPHAN_GRACE = 3600.0  # an unindexed pack younger than this may belong to a writer in flight
+# An unindexed pack of a live (or unknown) writer younger than this may be in flight to its
+# commit; so may an ownerless scratch file (from an older tusk). TUSK_GC_GRACE overrides it.
+ORPHAN_GRACE = 3600.0
+
+
+def default_grace() -> float:
+    """``TUSK_GC_GRACE`` (seconds) if set, else ``ORPHAN_GRACE``. Tests and the fault suite set
+    0; it is only safe when no writer can be in flight (see docs/reliability.md)."""
+    raw = os.environ.get("TUSK_GC_GRACE", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else ORPHAN_GRACE
+    except ValueError:
+        return ORPHAN_GRACE
 
 
 @dataclass
@@ -35,39 +48,48 @@ class GcStats:
     packs_deleted: int = 0
     packs_rewritten: int = 0
     bytes_freed: int = 0
+    scratch_freed: int = 0  # files killed writers left in the scratch directory
 
     def to_dict(self) -> dict[str, int]:
         return self.__dict__.copy()
 
 
 def _mark(conn: Connection, missing: list[str] | None = None) -> tuple[set[bytes], set[bytes]]:
-    """Live tree nodes and chunks. A missing node is appended to ``missing`` (fsck) or, when
-    that is None, aborts: without the node its chunks cannot be marked, so a sweep would free
-    live data."""
+    """Live tree nodes and chunks: the trees of commits and the datum maps of jobs (both are
+    trees in ``tree_nodes``), plus the staged entries of open commits.
+
+    A missing node is appended to ``missing`` (fsck) or, when that is None, aborts: without
+    the node its chunks cannot be marked, so a sweep would free live data."""
     nodes: set[bytes] = set()
     chunks: set[bytes] = set()
 
-    def node(h: bytes) -> bytes | None:
+    def node(h: bytes, owner: str) -> bytes | None:
         data = conn.execute(select(s.tree_nodes.c.data).where(s.tree_nodes.c.hash == h)).scalar()
         if data is None:
-            msg = f"tree node {h.hex()[:16]} is referenced but missing"
+            msg = f"tree node {h.hex()[:16]} of {owner} is referenced but missing"
             if missing is None:
                 raise FailedPrecondition(f"{msg}; not collecting garbage (run 'tusk fsck')")
             missing.append(msg)
         return data
 
-    roots = conn.execute(select(s.commits.c.tree).where(s.commits.c.tree.is_not(None)).distinct()).scalars()
-    for root in list(roots):
+    roots: list[tuple[bytes, str]] = [
+        (root, f"commit {cid}") for root, cid in conn.execute(
+            select(s.commits.c.tree, func.min(s.commits.c.commit_id))
+            .where(s.commits.c.tree.is_not(None)).group_by(s.commits.c.tree))]
+    roots += [(root, f"the datum map of job {jid}") for root, jid in conn.execute(
+        select(s.jobs.c.datum_map, func.min(s.jobs.c.job_id))
+        .where(s.jobs.c.datum_map.is_not(None)).group_by(s.jobs.c.datum_map))]
+    for root, owner in roots:
         if root in nodes:
             continue
         nodes.add(root)
-        root_data = node(root)
+        root_data = node(root, owner)
         for rng in msgpack.unpackb(root_data, raw=False) if root_data is not None else ():
             h = rng[2]
             if h in nodes:
                 continue
             nodes.add(h)
-            range_data = node(h)
+            range_data = node(h, owner)
             for entry in msgpack.unpackb(range_data, raw=False) if range_data is not None else ():
                 chunks.update(c[0] for c in entry[3])
     for blob in conn.execute(select(s.staging.c.entry).where(s.staging.c.entry.is_not(None))).scalars():
@@ -75,10 +97,14 @@ def _mark(conn: Connection, missing: list[str] | None = None) -> tuple[set[bytes
     return nodes, chunks
 
 
-def collect_garbage(b: Backend, orphan_grace: float = ORPHAN_GRACE, wait: bool = True) -> GcStats:
+def collect_garbage(b: Backend, orphan_grace: float | None = None, wait: bool = True,
+                    timeout: float | None = None) -> GcStats:
+    """Free what nothing references. ``wait``: wait for writers to finish (at most ``timeout``
+    seconds, then Busy); ``orphan_grace``: see ``ORPHAN_GRACE`` (default ``default_grace()``)."""
+    grace = default_grace() if orphan_grace is None else orphan_grace
     stats = GcStats()
     doomed: list[str] = []
-    with b.data_lock(exclusive=True, wait=wait):
+    with b.data_lock(exclusive=True, wait=wait, timeout=timeout):
         with b.db.tx() as conn:
             live_nodes, live_chunks = _mark(conn)
             all_nodes = conn.execute(select(s.tree_nodes.c.hash)).scalars().all()
@@ -112,17 +138,37 @@ def collect_garbage(b: Backend, orphan_grace: float = ORPHAN_GRACE, wait: bool =
         # Objects go only after the index no longer names them.
         for key in doomed:
             b.objects.delete(key)
-        now = time.time()
-        for key in b.objects.list("packs/"):
-            if key in known:
-                continue
-            try:
-                age = now - b.objects.mtime(key)
-            except NotFound:
-                continue
-            if age >= orphan_grace:
-                b.objects.delete(key)
+        _sweep_orphans(b, known, grace, stats)
     return stats
+
+
+def _sweep_orphans(b: Backend, known: set[str], grace: float, stats: GcStats) -> None:
+    """Delete unindexed packs and abandoned scratch files (``storage.scratch``)."""
+    now = time.time()
+    for key in b.objects.list("packs/"):
+        if key in known:
+            continue
+        try:
+            age = now - b.objects.mtime(key)
+            size = b.objects.size(key)
+        except NotFound:
+            continue
+        # A dead writer's pack can never be indexed; a live one's may be on its way.
+        if owner_alive(owner_of_pack(key)) is False or age >= grace:
+            b.objects.delete(key)
+            stats.bytes_freed += size
+    for f in abandoned(b.objects.scratch_dir(), grace):
+        try:
+            f.path.unlink()
+        except FileNotFoundError:
+            continue
+        stats.scratch_freed += 1
+        stats.bytes_freed += f.size
+
+
+def unindexed_packs(b: Backend, known: set[str]) -> list[str]:
+    """Packs in the store that no index row names (fsck reports them as reclaimable)."""
+    return [k for k in b.objects.list("packs/") if k not in known]
 
 
 def _repack(b: Backend, conn: Connection, key: str) -> None:
@@ -130,9 +176,8 @@ def _repack(b: Backend, conn: Connection, key: str) -> None:
         select(s.chunks.c.hash, s.chunks.c.offset, s.chunks.c.length).where(s.chunks.c.pack == key)
         .order_by(s.chunks.c.offset)
     ).all()
-    new_id = uuid.uuid4().hex
-    new_key = pack_key(new_id)
-    tmp = b.objects.scratch_dir() / f"pack-{new_id}"
+    new_key = pack_key(new_pack_id())
+    tmp = b.objects.scratch_dir() / scratch_name("repack")
     pos = 0
     with open(tmp, "wb") as f:
         for h, off, n in rows:
@@ -148,49 +193,13 @@ def _repack(b: Backend, conn: Connection, key: str) -> None:
 
 @dataclass
 class FsckReport:
+    """What ``fsck`` (``pfs/fsck.py``) found. ``problems`` are damage (exit 1); ``reclaimable``
+    counts what killed writers left behind, which is no damage and which ``gc`` frees."""
+
     chunks_checked: int = 0
     problems: list[str] | None = None
+    reclaimable: dict[str, int] | None = None
 
     def to_dict(self) -> dict:
-        return {"chunks_checked": self.chunks_checked, "problems": self.problems or []}
-
-
-def fsck(b: Backend, verify_hashes: bool = True) -> FsckReport:
-    """Check that every tree node and chunk a commit needs is present and (optionally) intact."""
-    report = FsckReport(problems=[])
-    with b.db.read() as conn:
-        _nodes, live_chunks = _mark(conn, report.problems)
-        index = {h: (k, o, n) for h, k, o, n in conn.execute(
-            select(s.chunks.c.hash, s.chunks.c.pack, s.chunks.c.offset, s.chunks.c.length))}
-    for h in sorted(live_chunks):
-        report.chunks_checked += 1
-        where = index.get(h)
-        if where is None:
-            report.problems.append(f"chunk {h.hex()[:16]} is referenced but not indexed")
-            continue
-        key, off, n = where
-        try:
-            data = b.objects.read(key, off, n)
-        except Exception as e:  # noqa: BLE001 - any read failure is a finding, not a crash
-            report.problems.append(f"chunk {h.hex()[:16]} unreadable from {key}: {e}")
-            continue
-        if len(data) != n or (verify_hashes and blake3.blake3(data).digest() != h):
-            report.problems.append(f"chunk {h.hex()[:16]} in {key} is corrupt")
-    if verify_hashes:
-        report.problems += file_cache.verify(b.root / "cache", lambda hs: _chunks_of(b, hs),
-                                             b.reader().iter_bytes)
-    return report
-
-
-def _chunks_of(b: Backend, wanted: set[bytes]) -> dict[bytes, list]:
-    """Content hash -> chunk list, for the wanted hashes any stored tree still names."""
-    found: dict[bytes, list] = {}
-    with b.db.read() as conn:
-        for data in conn.execute(select(s.tree_nodes.c.data)).scalars():
-            for item in msgpack.unpackb(data, raw=False):
-                # Leaf entries are (path, size, hash, chunks, ...); index rows have a count.
-                if len(item) > 3 and isinstance(item[3], list) and item[2] in wanted:
-                    found[item[2]] = [tuple(c) for c in item[3]]
-            if len(found) == len(wanted):
-                break
-    return found
+        return {"chunks_checked": self.chunks_checked, "problems": self.problems or [],
+                "reclaimable": self.reclaimable or {}}

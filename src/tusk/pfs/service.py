@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tusk.pfs.files import FilesMixin
-from tusk.pfs.gc import FsckReport, GcStats, collect_garbage, fsck
+from tusk.pfs.fsck import fsck
+from tusk.pfs.gc import FsckReport, GcStats, collect_garbage
 from tusk.pfs.transactions import TransactionsMixin
 from tusk.storage.backend import Backend, open_backend
 
@@ -22,8 +23,11 @@ class PfsService(TransactionsMixin, FilesMixin):
     def open(cls, root: Path | None = None) -> PfsService:
         return cls(open_backend(root))
 
-    def garbage_collect(self, wait: bool = True) -> GcStats:
-        return collect_garbage(self.b, wait=wait)
+    def garbage_collect(self, wait: bool = True, grace: float | None = None,
+                        timeout: float | None = None) -> GcStats:
+        """Free unreferenced data. ``wait``: wait for writers (at most ``timeout`` seconds);
+        ``grace``: seconds an unowned orphan is kept (default ``TUSK_GC_GRACE`` or an hour)."""
+        return collect_garbage(self.b, orphan_grace=grace, wait=wait, timeout=timeout)
 
     def fsck(self, verify_hashes: bool = True) -> FsckReport:
         return fsck(self.b, verify_hashes)

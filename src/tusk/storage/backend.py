@@ -6,8 +6,6 @@ it got; it only sees the Protocols.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,10 +14,11 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tusk.config import RootConfig, load_config
-from tusk.errors import Busy, NotFound
+from tusk.errors import NotFound
 from tusk.storage import schema
 from tusk.storage.content import ContentReader, ContentWriter
 from tusk.storage.db import Database
+from tusk.storage.locks import held_flock
 from tusk.storage.objects import ObjectStore, open_object_store
 
 
@@ -69,23 +68,18 @@ class Backend:
         return ContentReader(self.objects, self.db)
 
     @contextmanager
-    def data_lock(self, exclusive: bool = False, wait: bool = True) -> Iterator[None]:
+    def data_lock(self, exclusive: bool = False, wait: bool = True,
+                  timeout: float | None = None) -> Iterator[None]:
         """Writers hold it shared while they write chunks; garbage collection exclusive.
 
         Without it GC could free a chunk that a writer has just deduplicated against but not
-        yet committed a reference to.
+        yet committed a reference to. ``wait``: block until it is free (for at most
+        ``timeout`` seconds, then Busy). The lock dies with its holder: it is an flock, and
+        processes forked while it is held drop their inherited copy (``storage.locks``).
         """
-        path = self.root / "data.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            try:
-                fcntl.flock(fd, flags if wait else flags | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Busy("another tusk process is writing data; try again shortly") from None
+        with held_flock(self.root / "data.lock", exclusive, wait, timeout,
+                        "another tusk process is writing data; try again shortly"):
             yield
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         self.db.dispose()

@@ -18,11 +18,17 @@ when sealed but never publishes them; the session's writer ``adopt``s them, rena
 the store and inserts their index rows in the commit's transaction. On any error (an
 unreadable file, a worker that died, an interrupt) the workers are stopped and their scratch
 packs deleted, so nothing is published and nothing committed.
+
+Workers die with their parent (``die_with_parent``): a killed ``tusk put file`` leaves no
+worker behind, and so nothing holding the data lock or writing into scratch. Their scratch files
+and pack IDs name the *parent* as owner (``storage.scratch``), since it publishes them: GC
+keeps them while the parent lives and reclaims them once it is gone.
 """
 
 from __future__ import annotations
 
 import array
+import ctypes
 import errno
 import gc
 import multiprocessing
@@ -42,6 +48,7 @@ from tusk.errors import NotFound, TuskError
 from tusk.storage.content import BUNDLE_FILE, SMALL_FILE, ContentWriter
 from tusk.storage.db import Database
 from tusk.storage.objects import ObjectStore
+from tusk.storage.scratch import owner_token
 
 # (size, content hash, chunk refs) of one file.
 FileMeta = tuple[int, bytes, tuple]
@@ -173,7 +180,8 @@ class BulkWriter:
     def __init__(self, store: ObjectStore, db: Database, workers: int) -> None:
         ctx = multiprocessing.get_context("fork")  # children inherit imports: ~ms, not ~0.5 s
         self.store = store
-        self._prefix = f"bulk-{uuid.uuid4().hex[:12]}"
+        self._owner = owner_token()
+        self._prefix = f"{self._owner}-bulk-{uuid.uuid4().hex[:12]}"
         self._tasks: Any = ctx.Queue()
         self._results: Any = ctx.Queue()
         self._submitted = 0
@@ -183,7 +191,8 @@ class BulkWriter:
         self._procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(self._tasks, self._results, store, db.url, self._prefix, os.getpid()),
+                args=(self._tasks, self._results, store, db.url, self._prefix, os.getpid(),
+                      self._owner),
                 name=f"tusk-put-{i}",
                 daemon=True,
             )
@@ -304,8 +313,25 @@ class BulkWriter:
 # -- the worker side ------------------------------------------------------------------------------
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux), and exit now if the
+    parent is already gone (it may have died before we asked). Elsewhere the worker's own
+    polling of its parent (``_worker_main``) is the fallback."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def _worker_main(tasks: Any, results: Any, store: ObjectStore, db_url: str, prefix: str,
-                 parent: int) -> None:
+                 parent: int, owner: str) -> None:
+    die_with_parent(parent)
     # Ctrl-C goes to the whole process group; the parent decides, and stops us if it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A short-lived process that makes few cycles: the collector would only walk (and so copy,
@@ -316,11 +342,11 @@ def _worker_main(tasks: Any, results: Any, store: ObjectStore, db_url: str, pref
     try:
         probe = ChunkProbe(db_url)
         writer = ContentWriter(store, None, scratch_prefix=f"{prefix}-{uuid.uuid4().hex[:8]}",
-                               known=probe, defer_publish=True, threaded_hash=False,
+                               owner=owner, known=probe, defer_publish=True, threaded_hash=False,
                                flush_every=WORKER_FLUSH_EVERY)
         while True:
             try:
-                task = tasks.get(timeout=5)
+                task = tasks.get(timeout=1)
             except queue.Empty:
                 if os.getppid() != parent:  # orphaned (the parent was killed): stop quietly
                     writer.abort()

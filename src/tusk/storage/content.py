@@ -26,7 +26,6 @@ import mmap
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from tusk.storage import schema
 from tusk.storage.db import Database
 from tusk.storage.objects import ObjectStore
 from tusk.storage.read_ahead import ReadAhead
+from tusk.storage.scratch import new_pack_id, owner_token
 from tusk.storage.write_behind import WriteBehind
 
 # Files up to this size are one chunk: cutting them buys no dedup worth its cost.
@@ -156,7 +156,11 @@ class ContentWriter:
 
     store: ObjectStore
     db: Database | None
-    scratch_prefix: str = "pack"  # names packs in the scratch dir (a bulk put finds its own)
+    # Names packs in the scratch dir (a bulk put finds its own); default "<owner>-pack".
+    scratch_prefix: str | None = None
+    # The process that will publish and index this writer's packs (``scratch``): this one,
+    # or a bulk put's session for its workers. GC never reclaims a live owner's packs.
+    owner: str | None = None
     known: Callable[[bytes], bool] | None = None  # dedup probe; defaults to the metadata DB
     defer_publish: bool = False
     threaded_hash: bool = True  # False in forked workers: a thread pool does not survive fork
@@ -371,8 +375,10 @@ class ContentWriter:
 
     def _append(self, digest: bytes, data: bytes | memoryview, behind: bool = False) -> None:
         if self._pack is None:
-            pack_id = uuid.uuid4().hex
-            path = self.store.scratch_dir() / f"{self.scratch_prefix}-{pack_id}"
+            owner = self.owner or owner_token()
+            pack_id = new_pack_id(owner)
+            prefix = self.scratch_prefix or f"{owner}-pack"
+            path = self.store.scratch_dir() / f"{prefix}-{pack_id}"
             # Closed by _close_pack (or abort): a pack outlives this call by design.
             self._pack = _Pack(pack_key(pack_id), path, open(path, "wb", buffering=0))  # noqa: SIM115
         pack = self._pack

@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 
-from tusk.storage import schema
+from tusk.storage import migrate, schema
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:
@@ -85,6 +85,10 @@ class Database:
             have = conn.execute(
                 select(schema.meta_info.c.value).where(schema.meta_info.c.key == "schema")
             ).scalar()
+            if have is not None and int(have) < schema.SCHEMA_VERSION:
+                migrate.never_reuse_ids(conn)
+                conn.execute(update(schema.meta_info).where(schema.meta_info.c.key == "schema")
+                             .values(value=str(schema.SCHEMA_VERSION)))
             if have is None:
                 conn.execute(
                     schema.meta_info.insert().values(key="schema", value=str(schema.SCHEMA_VERSION))

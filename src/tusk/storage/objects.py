@@ -14,12 +14,12 @@ import os
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tusk.errors import NotFound
+from tusk.storage.scratch import scratch_name
 
 
 @runtime_checkable
@@ -89,7 +89,7 @@ class LocalObjectStore:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._path(key)  # refuse a bad key before writing anything
-        tmp = self._tmp / uuid.uuid4().hex
+        tmp = self._tmp / scratch_name("put")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -120,7 +120,7 @@ class LocalObjectStore:
             if e.errno != errno.EXDEV:
                 raise
             # A file from another filesystem: copy it into scratch first, then rename.
-            tmp = self._tmp / uuid.uuid4().hex
+            tmp = self._tmp / scratch_name("copy")
             try:
                 shutil.copyfile(path, tmp)
                 with open(tmp, "rb") as f:

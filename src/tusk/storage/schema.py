@@ -29,7 +29,8 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-SCHEMA_VERSION = 1
+# 2: ids that other rows refer to are never reused (AUTOINCREMENT on SQLite; see db.py).
+SCHEMA_VERSION = 2
 
 meta_info = Table(
     "meta_info",
@@ -56,6 +57,7 @@ repos = Table(
     Column("description", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("project", "name", "type", name="uq_repo_name"),
+    sqlite_autoincrement=True,  # never reuse an id: other rows name it
 )
 
 commits = Table(
@@ -76,6 +78,7 @@ commits = Table(
     Column("size_bytes", BigInteger, nullable=False, default=0),
     Column("file_count", BigInteger, nullable=False, default=0),
     UniqueConstraint("repo_id", "commit_id", name="uq_commit_in_repo"),
+    sqlite_autoincrement=True,  # never reuse an id: other rows name it
 )
 Index("ix_commits_commit_id", commits.c.commit_id)
 Index("ix_commits_parent", commits.c.parent_id)
@@ -91,6 +94,7 @@ branches = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("repo_id", "name", name="uq_branch_name"),
+    sqlite_autoincrement=True,  # never reuse an id: other rows name it
 )
 Index("ix_branches_head", branches.c.head_id)
 
@@ -166,6 +170,7 @@ pipelines = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("project", "name", name="uq_pipeline_name"),
+    sqlite_autoincrement=True,  # never reuse an id: other rows name it
 )
 
 jobs = Table(
@@ -188,6 +193,7 @@ jobs = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     UniqueConstraint("pipeline_id", "job_id", name="uq_job"),
+    sqlite_autoincrement=True,  # never reuse an id: other rows name it
 )
 Index("ix_jobs_state", jobs.c.state)
 
