@@ -233,7 +233,7 @@ class _Batch:
         inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir,
                          self.spec.datum_timeout, self.names, r.attempts, limits=self.spec.limits())
         outcome = self.jr.runner.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
-        if outcome.returncode == 0 and not outcome.timed_out:
+        if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
             r.state = RECOVERED
             r.outputs = []
 

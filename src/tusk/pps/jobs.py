@@ -477,7 +477,7 @@ class JobRunner:
                     continue
                 result.reason = STOPPED
                 break
-            ok = not outcome.timed_out and (outcome.returncode == 0
+            ok = not outcome.timed_out and not outcome.limit and (outcome.returncode == 0
                                             or outcome.returncode in t.accept_return_code)
             if ok:
                 try:
@@ -495,7 +495,7 @@ class JobRunner:
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
                              result.attempts, limits=limits)
             outcome = self.runner.run(ws, inv, log)
-            if outcome.returncode == 0 and not outcome.timed_out:
+            if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
                 result.state = RECOVERED
                 result.outputs = []
         result.finished = time.time()

@@ -249,10 +249,9 @@ class Confinement:
         lim = self.limits
         for g in self.groups.values():
             (g / "cgroup.procs").write_text(str(pid))
-        files = max(lim.tmp or 0, lim.out or 0)
         pairs: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
-        if files:
-            pairs.append((resource.RLIMIT_FSIZE, files))
+        if self._file_bound():
+            pairs.append((resource.RLIMIT_FSIZE, self._file_bound()))
         if not self.groups:
             if lim.memory:
                 pairs.append((resource.RLIMIT_AS, lim.memory))
@@ -264,10 +263,11 @@ class Confinement:
             except (OSError, ValueError):
                 pass  # the process already exited, or the hard limit is lower already
 
-    def check(self) -> str:
-        """Measure /tmp and /pfs/out now and then; the reason to stop the datum, or ""."""
+    def check(self, final: bool = False) -> str:
+        """Measure /tmp and /pfs/out now and then (always when ``final``); the reason to stop
+        the datum, or ""."""
         now = time.monotonic()
-        if self.over or now < self._next_check:
+        if self.over or (now < self._next_check and not final):
             return self.over
         self._next_check = now + CHECK_EVERY
         for path, name in self.dirs.items():
@@ -293,14 +293,19 @@ class Confinement:
         if "pids" in self.groups and _v1_counter(self.groups["pids"] / "pids.events", "max") > 0:
             return self._pids()
         if returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
-            files = max(lim.tmp or 0, lim.out or 0)
-            return f"a file it wrote reached the file size limit of {human(files)}"
+            return f"a file it wrote reached the file size limit of {human(self._file_bound())}"
         tail = "\n".join(stderr_tail)
         if not self.groups and lim.memory and any(
                 s in tail for s in ("MemoryError", "Cannot allocate memory", "bad_alloc",
                                     "out of memory")):
             return self._memory() + " (as address space)"
         return ""
+
+    def _file_bound(self) -> int:
+        """RLIMIT_FSIZE: a little over the larger directory bound, so that one file crossing a
+        bound is caught by the directory's measurement, which names the directory."""
+        files = max(self.limits.tmp or 0, self.limits.out or 0)
+        return files + 2**20 if files else 0
 
     def _memory(self) -> str:
         return f"it ran out of memory: limit {human(self.limits.memory or 0)} " \

@@ -159,8 +159,12 @@ def run_logged(
             raise
         outcome.stderr_tail = list(out.stderr_tail)
         if confine is not None and not outcome.limit and not outcome.cancelled \
-                and not outcome.timed_out and outcome.returncode != 0:
-            outcome.limit = confine.verdict(outcome.returncode, outcome.stderr_tail)
+                and not outcome.timed_out:
+            # Measured once more at the end: a datum that filled /tmp between two checks and
+            # exited 0 still broke its bound.
+            outcome.limit = confine.check(final=True) or (
+                confine.verdict(outcome.returncode, outcome.stderr_tail)
+                if outcome.returncode != 0 else "")
         if outcome.limit:
             out.note(f"datum stopped: {outcome.limit}")
         return outcome

@@ -79,11 +79,11 @@ class SandboxRunner:
         uid = sandbox_uid()
         named = view.spec_paths(inv.cmd, inv.stdin, inv.working_dir)
         shown = view.binds([*view.runtime_paths(), *named], view.known_roots(self.root))
-        args = [self.bwrap, *view.system_binds(), *shown,
+        # /tmp first: host paths a spec names under /tmp are bound inside it afterwards.
+        args = [self.bwrap, *view.system_binds(), "--bind", str(ws.tmp), "/tmp", *shown,
                 "--ro-bind", tusk_shim(), view.SHIM_DIR,
                 "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
-                "--dev", "/dev", "--proc", "/proc",
-                "--bind", str(ws.tmp), "/tmp", "--dir", "/pfs"]
+                "--dev", "/dev", "--proc", "/proc", "--dir", "/pfs"]
         for name in inv.inputs:
             src = ws.pfs / name
             if src.exists():
