@@ -92,6 +92,8 @@ BAD: list[tuple[str, Any, str]] = [
      'create_repo.ref: expected a RepoRef (an object with __type__, project, repo), got "images"'),
     ("/v1/pfs/inspect_repo", {"ref": commit_ref("images")},
      "inspect_repo.ref: expected a RepoRef, got a CommitRef"),
+    ("/v1/pfs/inspect_repo", {"ref": {"__type__": {}, "project": "", "repo": ""}},  # fuzzer-found
+     "inspect_repo.ref: expected a RepoRef, got an unknown type {}"),
     ("/v1/pfs/list_commits", {"ref": repo_ref("images"), "number": 10**30},
      "list_commits.number: expected at most 9223372036854775807, got 1000000000000000000000000000000"),
     ("/v1/pfs/inspect_commit", {"ref": commit_ref("images"), "wait": True, "timeout": 1e30},

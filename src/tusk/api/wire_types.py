@@ -74,7 +74,8 @@ class Wire(BaseModel):
         # A ref of another kind is named as such, not reported field by field.
         if isinstance(data, dict) and data.get("__type__", cls.kind) != cls.kind:
             tag = data["__type__"]
-            got = f"a {tag}" if tag in _known_kinds() else f"an unknown type {shown(tag)}"
+            known = isinstance(tag, str) and tag in _known_kinds()
+            got = f"a {tag}" if known else f"an unknown type {shown(tag)}"
             raise PydanticCustomError("wrong_kind", "expected a {kind}, got {got}",
                                       {"kind": cls.kind, "got": got})
         check_object(data, [f.alias or n for n, f in cls.model_fields.items()],
