@@ -204,3 +204,23 @@ def test_openapi_describes_every_body(server: Any) -> None:
                 assert s.get("properties") is not None or s.get("additionalProperties") is False, path
                 assert s.get("additionalProperties") is False, f"{path} takes a free-form body"
             assert "422" not in op["responses"], path  # errors are 400s in our own shape
+
+
+def test_openapi_describes_every_answer(server: Any, post: Any) -> None:
+    doc = httpx.get(f"{server.url}/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(s: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in s:
+            s = schemas[s["$ref"].rsplit("/", 1)[-1]]
+        return s
+
+    ok = doc["paths"]["/v1/pfs/create_repo"]["post"]["responses"]["200"]
+    result_schema = resolve(resolve(ok["content"]["application/json"]["schema"])["properties"]["result"])
+    assert result_schema["properties"]["__type__"]["const"] == "RepoInfo"
+    answer = result(post("/v1/pfs/create_repo", {"ref": repo_ref("r")}))
+    assert set(answer) == set(result_schema["properties"])  # every field documented, none extra
+    err = doc["paths"]["/v1/pfs/create_repo"]["post"]["responses"]["4XX"]
+    assert set(err["content"]["application/json"]["schema"]["properties"]) == {"error"}
+    streams = doc["paths"]["/v1/pfs/walk_file"]["post"]["responses"]["200"]["content"]
+    assert list(streams) == ["application/x-ndjson"]

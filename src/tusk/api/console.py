@@ -85,7 +85,8 @@ def mount_console(app: Any, pfs: Any, error_response: Any, names: dict[str, str]
     """Add the console's routes to the FastAPI ``app``; ``pfs`` serves the downloads,
     ``error_response`` turns an exception into the API's error answer, and ``names`` gets the
     name a refused body's line starts with."""
-    from tusk.api.responses import CALL_RESPONSES
+    from tusk.api.responses import call_responses
+    from tusk.api.result_models import named_result
     from tusk.errors import InvalidArgument
     from tusk.pfs.refs import CommitRef, FileRef
 
@@ -138,7 +139,7 @@ def mount_console(app: Any, pfs: Any, error_response: Any, names: dict[str, str]
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     app.add_api_route(PREFIX + "{name}", asset, methods=["GET"], include_in_schema=False)
     app.add_api_route("/v1/console/download_link", download_link, methods=["POST"],
-                      tags=["console"], response_model=None, responses=CALL_RESPONSES)
+                      tags=["console"], response_model=None, responses=call_responses(named_result("console", "download_link", str)))
     names["/v1/console/download_link"] = "download_link"
     app.add_api_route(DOWNLOADS + "{nonce}/{name}", download, methods=["GET"],
                       include_in_schema=False)

@@ -23,22 +23,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tusk.api.request_errors import one_line
 from tusk.errors import TuskError, http_class, http_status
 
-
-class ErrorDetail(BaseModel):
-    type: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """A refused or failed request: the error's class (as the SDK raises it) and one line."""
-
-    error: ErrorDetail
-
-
-class ResultBody(BaseModel):
-    """A method's return value in the codec's JSON form (dataclasses carry ``__type__``)."""
-
-    result: Any
+# A refused or failed request: the error's class (as the SDK raises it) and one line. Written
+# out rather than a model's ``$ref``: FastAPI files a model under the route's own media type,
+# and a streaming route's errors are still JSON.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error", "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["type", "message"], "properties": {
+        "type": {"type": "string", "description": "the error's class, e.g. NotFound"},
+        "message": {"type": "string", "description": "one line: what is wrong, how to fix it"},
+    }}},
+}
 
 
 class NdjsonResponse(StreamingResponse):
@@ -49,9 +43,8 @@ class BytesResponse(StreamingResponse):
     media_type = "application/octet-stream"
 
 
-_ERRORS = {"4XX": {"model": ErrorBody, "description": "refused: the error's one line says why"}}
-CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": ResultBody, "description": "the result"}, **_ERRORS}
+_ERRORS = {"4XX": {"description": "refused: the error's one line says why",
+                   "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": 'one JSON line per item, {"item": ...}; {"error": ...} ends it if one'
                          " fails mid-way",
@@ -62,6 +55,11 @@ BYTES_RESPONSES: dict[int | str, dict[str, Any]] = {
                                                                "format": "binary"}}}}, **_ERRORS}
 RAW_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {
     "schema": {"type": "string", "format": "binary"}}}}}
+
+
+def call_responses(result: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """What a route answering one JSON value documents: ``result``'s shape, or an error."""
+    return {200: {"model": result, "description": "the result"}, **_ERRORS}
 
 
 def error_body(err: TuskError) -> dict[str, Any]:

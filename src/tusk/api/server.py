@@ -35,7 +35,15 @@ from pydantic import BaseModel
 
 from tusk.api import codec
 from tusk.api.console import is_console_path, mount_console
-from tusk.api.methods import BYTES, PFS_METHODS, PPS_METHODS, SESSION, STREAM, TRANSACTION_HEADER
+from tusk.api.methods import (
+    BYTES,
+    CALL,
+    PFS_METHODS,
+    PPS_METHODS,
+    SESSION,
+    STREAM,
+    TRANSACTION_HEADER,
+)
 from tusk.api.request_models import (
     SESSION_MODELS,
     Arguments,
@@ -44,14 +52,15 @@ from tusk.api.request_models import (
 )
 from tusk.api.responses import (
     BYTES_RESPONSES,
-    CALL_RESPONSES,
     RAW_BODY,
     STREAM_RESPONSES,
     BytesResponse,
     NdjsonResponse,
+    call_responses,
     error_response,
     install_handlers,
 )
+from tusk.api.result_models import named_result, result_model, result_type
 from tusk.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
@@ -193,7 +202,9 @@ def _json_lines(first: Any, rest: Iterator[Any]) -> Iterator[bytes]:
 _END = object()
 
 
-def _endpoint(api: Api, domain: str, name: str, kind: str, model: type[Arguments]) -> Callable[..., Response]:
+def _endpoint(api: Api, domain: str, name: str, kind: str,
+              model: type[Arguments]) -> Callable[..., Response]:
+    # ``transaction`` is declared for the schema; the per-request service reads the header.
     def endpoint(request: Request, body: Arguments | None = None,
                  transaction: str | None = None) -> Response:
         try:
@@ -236,7 +247,6 @@ def body_parameter(model: type[BaseModel]) -> inspect.Parameter:
 
 _TXN_HEADER: Any = Header(default=None, alias=TRANSACTION_HEADER,
                           description="run the call inside this transaction (see start_transaction)")
-_RESPONSES = {SESSION: CALL_RESPONSES, STREAM: STREAM_RESPONSES, BYTES: BYTES_RESPONSES}
 
 
 def _describe(cls: type, name: str) -> tuple[str, str]:
@@ -247,8 +257,11 @@ def _describe(cls: type, name: str) -> tuple[str, str]:
     return summary, f"`{name}{sig}`\n\n{doc}\n\nBody: a JSON object of these keyword arguments."
 
 
-def create_app(pfs: PfsService, token: str | None) -> Any:
-    """The ASGI application over one opened root (``token``: None serves without auth)."""
+def create_app(pfs: PfsService | None, token: str | None) -> Any:
+    """The ASGI application over one opened root (``token``: None serves without auth).
+
+    With ``pfs`` None it has the routes and their models but serves nothing: enough to read
+    its OpenAPI schema (the fuzz test does, to parametrize before a server runs)."""
     from tusk.pfs.service import PfsService
     from tusk.pps.service import PpsService
 
@@ -270,13 +283,22 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
             model = models(domain)[name]
             path = f"/v1/{domain}/{name}"
             names[path] = name
+            response_class: type[Response] = JSONResponse
+            if kind == CALL:
+                responses = call_responses(result_model(domain, cls, name))
+            elif kind == SESSION:  # the session's ID
+                responses = call_responses(named_result(domain, name, str))
+            elif kind == STREAM:
+                responses, response_class = STREAM_RESPONSES, NdjsonResponse
+            else:
+                responses, response_class = BYTES_RESPONSES, BytesResponse
             app.add_api_route(path, _endpoint(api, domain, name, kind, model),
                               methods=["POST"], summary=summary, description=description,
-                              tags=[domain], response_model=None,
-                              responses=_RESPONSES.get(kind, CALL_RESPONSES))
+                              tags=[domain], response_model=None, responses=responses,
+                              response_class=response_class)
 
     @app.post("/v1/sessions/{sid}/put_stream", tags=["sessions"], response_model=None,
-              responses=CALL_RESPONSES, openapi_extra=RAW_BODY)
+              responses=_session_responses("put_stream"), openapi_extra=RAW_BODY)
     def put_stream(sid: str, path: str, request: Request, append: bool = False) -> Response:
         """Write the request body (streamed, any size) to ``path`` in the session's commit."""
         try:
@@ -288,7 +310,7 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
             return error_response(e)
 
     @app.post("/v1/sessions/{sid}/put_tar", tags=["sessions"], response_model=None,
-              responses=CALL_RESPONSES, openapi_extra=RAW_BODY)
+              responses=_session_responses("put_tar"), openapi_extra=RAW_BODY)
     def put_tar(sid: str, request: Request, dest: str = "/", append: bool = False) -> Response:
         """Put every regular file of the tar stream in the request body (optionally gzipped)
         under ``dest``: one request for a whole directory. Answers how many files it put."""
@@ -316,7 +338,8 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
         model = SESSION_MODELS.get(op, NoArguments)
         names[path] = op
         app.add_api_route(path, _session_endpoint(session_op, op, model), methods=["POST"],
-                          tags=["sessions"], response_model=None, responses=CALL_RESPONSES,
+                          tags=["sessions"], response_model=None,
+                          responses=_session_responses(op),
                           summary=_SESSION_OPS[op])
 
     # The web console's page and assets (public; its /v1 calls are not) and its downloads.
@@ -332,6 +355,14 @@ class Health(BaseModel):
 
 class NoArguments(Arguments):
     """An operation without arguments: an empty object, or no body."""
+
+
+def _session_responses(op: str) -> dict[int | str, dict[str, Any]]:
+    from tusk.pfs.model import CommitInfo
+
+    results: dict[str, Any] = {"put_stream": None, "put_tar": int, "delete": None, "copy": int,
+                               "close": CommitInfo | None, "abort": None}
+    return call_responses(named_result("session", op, result_type(results[op])))
 
 
 _SESSION_OPS = {
