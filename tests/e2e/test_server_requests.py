@@ -224,3 +224,47 @@ def test_openapi_describes_every_answer(server: Any, post: Any) -> None:
     assert set(err["content"]["application/json"]["schema"]["properties"]) == {"error"}
     streams = doc["paths"]["/v1/pfs/walk_file"]["post"]["responses"]["200"]["content"]
     assert list(streams) == ["application/x-ndjson"]
+
+
+# Values no argument of any method takes: the kinds of request that were 500s, for every argument.
+WRONG = [{"__bytes__": "!!not base64!!"}, {"__set__": 5}, 10**30, [1, [2]], {"__type__": "Popen"}]
+
+
+def example(schema: dict[str, Any], schemas: dict[str, Any]) -> Any:
+    """A value that fits ``schema`` (required fields only), to carry one wrong argument."""
+    while "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return example(next(s for s in schema[key] if s.get("type") != "null"), schemas)
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: example(props[k], schemas) for k in schema.get("required", [])}
+    return {"string": "nope", "integer": 0, "number": 0, "boolean": False, "array": []}[kind]
+
+
+def test_every_argument_of_every_method_refuses_wrong_types(server: Any, post: Any) -> None:
+    doc = httpx.get(f"{server.url}/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    result(post("/v1/pfs/create_repo", {"ref": repo_ref("nope")}))  # what the examples name
+    result(post("/v1/pfs/create_branch", {"ref": repo_ref("nope"), "name": "nope"}))
+    before = state(post)
+    sent = 0
+    for path, ops in doc["paths"].items():
+        body_schema = ops.get("post", {}).get("requestBody", {}).get("content", {}).get(
+            "application/json", {}).get("schema")
+        if body_schema is None or "{sid}" in path:
+            continue
+        model = schemas[body_schema["$ref"].rsplit("/", 1)[-1]]
+        method = path.rsplit("/", 1)[-1]
+        base = example(model, schemas)
+        for arg in model["properties"]:
+            for wrong in WRONG:
+                line = refused(post(path, {**base, arg: wrong}))
+                assert line.startswith((f"{method}.{arg}:", f"{method}.{arg}.", f"{method}.{arg}[")), line
+                sent += 1
+    assert sent > 700
+    assert state(post) == before
