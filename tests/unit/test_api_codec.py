@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tusk.api import codec
 from tusk.errors import InvalidArgument
@@ -63,3 +65,38 @@ def test_unknown_types_are_refused() -> None:
         codec.encode(object())
     with pytest.raises(InvalidArgument, match="bad RepoRef"):
         codec.decode({"__type__": "RepoRef", "project": "p"})  # a field missing
+
+
+# -- the escape hatches (``__bytes__``, ``__set__``, ``__type__``) on any JSON ---------------------
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+_tags = st.sampled_from(["__bytes__", "__set__", "__type__", "doc", "project", "repo", "x"])
+_json = st.recursive(
+    _scalars | st.sampled_from(["RepoRef", "CommitRef", "PipelineSpec", "AAAA", "!!"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_tags, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_decode_of_any_json_is_a_value_or_a_one_line_refusal(data: object) -> None:
+    try:
+        codec.decode(data)
+    except InvalidArgument as e:
+        assert e.message and "\n" not in e.message
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=64), st.frozensets(st.text(max_size=4) | st.integers(), max_size=4))
+def test_bytes_and_sets_roundtrip(data: bytes, items: frozenset) -> None:
+    assert roundtrip(data) == data
+    assert roundtrip(items) == items
+
+
+def test_broken_escape_hatches_are_refused() -> None:
+    for bad, what in [({"__bytes__": "!!not base64"}, "__bytes__"), ({"__bytes__": 5}, "__bytes__"),
+                      ({"__set__": 5}, "__set__"), ({"__set__": [[1], [2]]}, "__set__"),
+                      ({"__set__": [{"a": 1}]}, "__set__")]:
+        with pytest.raises(InvalidArgument, match=what):
+            codec.decode(bad)

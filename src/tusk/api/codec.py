@@ -4,7 +4,8 @@ Values the services take and return are plain JSON values or the frozen dataclas
 model modules. A dataclass travels as ``{"__type__": "CommitInfo", ...fields}`` and only the
 classes in ``MODELS`` are known (a registry, not pickle: nothing else can be built from a
 request). Tuples travel as lists and become tuples again where a dataclass field is declared a
-tuple; sets travel as ``{"__set__": [...]}``, bytes as ``{"__bytes__": "<base64>"}``. A
+tuple; sets travel as ``{"__set__": [...]}``, bytes as ``{"__bytes__": "<base64>"}`` (a
+malformed one is an ``InvalidArgument``, like an unknown type). A
 ``PipelineSpec`` travels as the user's document and is validated again on arrival, so the
 server never trusts a client-built spec.
 """
@@ -88,9 +89,9 @@ def decode(data: Any) -> Any:
     if not isinstance(data, dict):
         return data
     if "__set__" in data:
-        return frozenset(decode(v) for v in data["__set__"])
+        return _set(data["__set__"])
     if "__bytes__" in data:
-        return base64.b64decode(data["__bytes__"])
+        return _bytes(data["__bytes__"])
     name = data.get("__type__")
     if name is None:
         return {k: decode(v) for k, v in data.items()}
@@ -99,7 +100,7 @@ def decode(data: Any) -> Any:
 
         doc = decode(data.get("doc"))
         return parse_spec(doc, "<request>", str(data.get("project") or "default"))
-    cls = models().get(name)
+    cls = models().get(name) if isinstance(name, str) else None
     if cls is None:
         raise InvalidArgument(f"unknown type {name!r} in request")
     kwargs: dict[str, Any] = {}
@@ -114,3 +115,22 @@ def decode(data: Any) -> Any:
         return cls(**kwargs)
     except TypeError as e:
         raise InvalidArgument(f"bad {name} in request: {e}") from None
+
+
+def _set(items: Any) -> frozenset[Any]:
+    if not isinstance(items, list):
+        raise InvalidArgument(f"__set__ takes a list, not {type(items).__name__}")
+    try:
+        return frozenset(decode(v) for v in items)
+    except TypeError:  # a list or an object in a set: nothing made from JSON hashes
+        raise InvalidArgument("__set__ takes plain values (strings, numbers, refs), not lists or"
+                              " objects") from None
+
+
+def _bytes(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidArgument(f"__bytes__ takes a base64 string, not {type(text).__name__}")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:  # binascii.Error
+        raise InvalidArgument("__bytes__ takes a base64 string: this one does not decode") from None

@@ -20,9 +20,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Body
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from tusk.api.request_models import DownloadLinkRequest
 from tusk.console import STATIC_DIR
 
 PREFIX = "/console/"
@@ -81,21 +81,21 @@ def console_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
 
 
-def mount_console(app: Any, pfs: Any, error_response: Any) -> None:
-    """Add the console's routes to the FastAPI ``app``; ``pfs`` serves the downloads, and
-    ``error_response`` turns an exception into the API's error answer."""
-    from tusk.api import codec
+def mount_console(app: Any, pfs: Any, error_response: Any, names: dict[str, str]) -> None:
+    """Add the console's routes to the FastAPI ``app``; ``pfs`` serves the downloads,
+    ``error_response`` turns an exception into the API's error answer, and ``names`` gets the
+    name a refused body's line starts with."""
+    from tusk.api.responses import call_responses
+    from tusk.api.result_models import named_result
     from tusk.errors import InvalidArgument
     from tusk.pfs.refs import CommitRef, FileRef
 
     links = DownloadLinks()
 
-    def download_link(body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
+    def download_link(body: DownloadLinkRequest) -> Response:
         """A one-use link that streams one file (``ref``: a FileRef), for a browser download."""
         try:
-            ref = codec.decode(body.get("ref"))
-            if not isinstance(ref, FileRef):
-                raise InvalidArgument("download_link: give the file as {\"ref\": FileRef}")
+            ref = body.ref.value()
             info = pfs.inspect_file(ref)
             if info.type != "file":
                 raise InvalidArgument(f"{info.path} is a directory: only files download")
@@ -139,6 +139,7 @@ def mount_console(app: Any, pfs: Any, error_response: Any) -> None:
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
     app.add_api_route(PREFIX + "{name}", asset, methods=["GET"], include_in_schema=False)
     app.add_api_route("/v1/console/download_link", download_link, methods=["POST"],
-                      tags=["console"], response_model=None)
+                      tags=["console"], response_model=None, responses=call_responses(named_result("console", "download_link", str)))
+    names["/v1/console/download_link"] = "download_link"
     app.add_api_route(DOWNLOADS + "{nonce}/{name}", download, methods=["GET"],
                       include_in_schema=False)

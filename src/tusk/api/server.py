@@ -1,14 +1,16 @@
 """The HTTP API: a thin RPC layer over the same service methods the CLI calls.
 
 ``POST /v1/pfs/<method>`` and ``POST /v1/pps/<method>`` take the method's keyword arguments as
-a JSON object (``codec.py``) and answer ``{"result": ...}``; only the methods listed in
-``methods.py`` exist. Iterators answer JSON lines (``{"item": ...}`` each, ``{"error": ...}``
+a JSON object, checked against the method's request model (``request_models.py``, made from
+its signature, so the OpenAPI schema describes every body) before the service is called, and
+answer ``{"result": ...}`` (``codec.py``); only the methods listed in ``methods.py`` exist. Iterators answer JSON lines (``{"item": ...}`` each, ``{"error": ...}``
 if one fails mid-way); ``read_file`` answers the file's bytes as they are read. Writes go
 through write sessions: ``POST /v1/pfs/modify`` opens one, ``/v1/sessions/<id>/put_stream``
 feeds a request body straight into the session's chunk writer, ``close`` lands the commit.
 Neither side holds a file in memory. Errors answer ``{"error": {"type", "message"}}`` with the
-status from ``errors.HTTP_STATUS``; an unexpected exception is a 500 with one line, and the
-server keeps serving. With a token, every call but ``/v1/health`` (and the OpenAPI schema
+status from ``errors.HTTP_STATUS``, a refused body a 400 naming the argument
+(``responses.py``); an unexpected exception is a 500 with one line, and the server keeps
+serving. With a token, every call but ``/v1/health`` (and the OpenAPI schema
 and docs, which describe but do not touch data) needs ``Authorization: Bearer <token>``.
 The web console's page and assets (``console.py``) are public too; the calls it makes are not.
 """
@@ -19,7 +21,6 @@ import copy
 import hmac
 import inspect
 import json
-import sys
 import threading
 import time
 import traceback
@@ -28,14 +29,39 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio.from_thread
-from fastapi import Body, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import Body, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from tusk.api import codec
 from tusk.api.console import is_console_path, mount_console
-from tusk.api.methods import BYTES, PFS_METHODS, PPS_METHODS, SESSION, STREAM, TRANSACTION_HEADER
-from tusk.errors import InvalidArgument, NotFound, TuskError, http_class, http_status
+from tusk.api.methods import (
+    BYTES,
+    CALL,
+    PFS_METHODS,
+    PPS_METHODS,
+    SESSION,
+    STREAM,
+    TRANSACTION_HEADER,
+)
+from tusk.api.request_models import (
+    SESSION_MODELS,
+    Arguments,
+    arguments,
+    models,
+)
+from tusk.api.responses import (
+    BYTES_RESPONSES,
+    RAW_BODY,
+    STREAM_RESPONSES,
+    BytesResponse,
+    NdjsonResponse,
+    call_responses,
+    error_response,
+    install_handlers,
+)
+from tusk.api.result_models import named_result, result_model, result_type
+from tusk.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from tusk.pfs.files import FileSession
@@ -43,18 +69,6 @@ if TYPE_CHECKING:
 
 PUBLIC_PATHS = {"/v1/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 SESSION_IDLE = 3600.0  # an abandoned write session is aborted after this many idle seconds
-
-
-def error_body(err: TuskError) -> dict[str, Any]:
-    return {"error": {"type": http_class(err).__name__, "message": err.message}}
-
-
-def _error_response(err: BaseException) -> JSONResponse:
-    if isinstance(err, TuskError):
-        return JSONResponse(error_body(err), status_code=http_status(err))
-    traceback.print_exception(err, file=sys.stderr)  # a bug: the server log keeps the traceback
-    text = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
-    return JSONResponse({"error": {"type": "InternalError", "message": text}}, status_code=500)
 
 
 class _BearerAuth:
@@ -175,51 +189,64 @@ class Api:
             return s.fs.commit
 
 
-def _call(method: Callable, name: str, kwargs: dict[str, Any]) -> Any:
-    args = codec.decode(kwargs)
-    if not isinstance(args, dict):
-        raise InvalidArgument(f"{name}: the request body must be a JSON object of arguments")
-    try:
-        inspect.signature(method).bind(**args)
-    except TypeError as e:
-        raise InvalidArgument(f"{name}: {e}") from None
-    return method(**args)
-
-
 def _json_lines(first: Any, rest: Iterator[Any]) -> Iterator[bytes]:
     yield (json.dumps({"item": codec.encode(first)}) + "\n").encode()
     try:
         for item in rest:
             yield (json.dumps({"item": codec.encode(item)}) + "\n").encode()
     except Exception as e:  # noqa: BLE001 (the status is sent already: the error is the last line)
-        body = json.loads(_error_response(e).body)
+        body = json.loads(error_response(e).body)
         yield (json.dumps(body) + "\n").encode()
 
 
 _END = object()
 
 
-def _endpoint(api: Api, domain: str, name: str, kind: str) -> Callable[..., Response]:
-    def endpoint(request: Request, body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
+def _endpoint(api: Api, domain: str, name: str, kind: str,
+              model: type[Arguments]) -> Callable[..., Response]:
+    # ``transaction`` is declared for the schema; the per-request service reads the header.
+    def endpoint(request: Request, body: Arguments | None = None,
+                 transaction: str | None = None) -> Response:
         try:
             svc = api.target(domain, request)
-            result = _call(getattr(svc, name), name, body)
+            result = getattr(svc, name)(**arguments(body))
             if kind == SESSION:
                 return JSONResponse({"result": api.open_session(result)})
             if kind == BYTES:
-                return StreamingResponse(result, media_type="application/octet-stream")
+                return BytesResponse(result)
             if kind == STREAM:
                 it = iter(result)
                 first = next(it, _END)  # errors before the first item get their own status
                 if first is _END:
-                    return Response(b"", media_type="application/x-ndjson")
-                return StreamingResponse(_json_lines(first, it), media_type="application/x-ndjson")
+                    return Response(b"", media_type=NdjsonResponse.media_type)
+                return NdjsonResponse(_json_lines(first, it))
             return JSONResponse({"result": codec.encode(result)})
         except Exception as e:  # noqa: BLE001 (no request may take the server down)
-            return _error_response(e)
+            return error_response(e)
 
     endpoint.__name__ = f"{domain}_{name}"
+    endpoint.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        _param("request", Request), body_parameter(model),
+        _param("transaction", str | None, _TXN_HEADER),
+    ], return_annotation=Response)
     return endpoint
+
+
+def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                             default=default)
+
+
+def body_parameter(model: type[BaseModel]) -> inspect.Parameter:
+    """The ``body`` parameter FastAPI reads a route's request model from. A method whose
+    arguments all have defaults may be called without a body."""
+    if any(f.is_required() for f in model.model_fields.values()):
+        return _param("body", model, Body(...))
+    return _param("body", model, Body(default=None))
+
+
+_TXN_HEADER: Any = Header(default=None, alias=TRANSACTION_HEADER,
+                          description="run the call inside this transaction (see start_transaction)")
 
 
 def _describe(cls: type, name: str) -> tuple[str, str]:
@@ -230,8 +257,11 @@ def _describe(cls: type, name: str) -> tuple[str, str]:
     return summary, f"`{name}{sig}`\n\n{doc}\n\nBody: a JSON object of these keyword arguments."
 
 
-def create_app(pfs: PfsService, token: str | None) -> Any:
-    """The ASGI application over one opened root (``token``: None serves without auth)."""
+def create_app(pfs: PfsService | None, token: str | None) -> Any:
+    """The ASGI application over one opened root (``token``: None serves without auth).
+
+    With ``pfs`` None it has the routes and their models but serves nothing: enough to read
+    its OpenAPI schema (the fuzz test does, to parametrize before a server runs)."""
     from tusk.pfs.service import PfsService
     from tusk.pps.service import PpsService
 
@@ -240,13 +270,9 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
                   description="Pachyderm-style data versioning and pipelines. Each route calls "
                               "the service method of the same name (see the tusk SDK).")
 
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        msg = f"bad request: {first.get('msg', 'invalid body')} at {'.'.join(map(str, first.get('loc', ())))}"
-        return JSONResponse({"error": {"type": "InvalidArgument", "message": msg}}, status_code=400)
+    names: dict[str, str] = {}  # route -> the name its refusals start with
 
-    @app.get("/v1/health", tags=["server"])
+    @app.get("/v1/health", tags=["server"], response_model=Health)
     def health() -> dict[str, Any]:
         """Whether the server answers, and its version."""
         return {"ok": True, "version": _version()}
@@ -254,11 +280,25 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
     for domain, table, cls in (("pfs", PFS_METHODS, PfsService), ("pps", PPS_METHODS, PpsService)):
         for name, kind in table.items():
             summary, description = _describe(cls, name)
-            app.add_api_route(f"/v1/{domain}/{name}", _endpoint(api, domain, name, kind),
+            model = models(domain)[name]
+            path = f"/v1/{domain}/{name}"
+            names[path] = name
+            response_class: type[Response] = JSONResponse
+            if kind == CALL:
+                responses = call_responses(result_model(domain, cls, name))
+            elif kind == SESSION:  # the session's ID
+                responses = call_responses(named_result(domain, name, str))
+            elif kind == STREAM:
+                responses, response_class = STREAM_RESPONSES, NdjsonResponse
+            else:
+                responses, response_class = BYTES_RESPONSES, BytesResponse
+            app.add_api_route(path, _endpoint(api, domain, name, kind, model),
                               methods=["POST"], summary=summary, description=description,
-                              tags=[domain], response_model=None)
+                              tags=[domain], response_model=None, responses=responses,
+                              response_class=response_class)
 
-    @app.post("/v1/sessions/{sid}/put_stream", tags=["sessions"], response_model=None)
+    @app.post("/v1/sessions/{sid}/put_stream", tags=["sessions"], response_model=None,
+              responses=_session_responses("put_stream"), openapi_extra=RAW_BODY)
     def put_stream(sid: str, path: str, request: Request, append: bool = False) -> Response:
         """Write the request body (streamed, any size) to ``path`` in the session's commit."""
         try:
@@ -267,9 +307,10 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
                 s.fs.put_stream(path, _BodyStream(request), append)  # type: ignore[arg-type]
             return JSONResponse({"result": None})
         except Exception as e:  # noqa: BLE001 (no request may take the server down)
-            return _error_response(e)
+            return error_response(e)
 
-    @app.post("/v1/sessions/{sid}/put_tar", tags=["sessions"], response_model=None)
+    @app.post("/v1/sessions/{sid}/put_tar", tags=["sessions"], response_model=None,
+              responses=_session_responses("put_tar"), openapi_extra=RAW_BODY)
     def put_tar(sid: str, request: Request, dest: str = "/", append: bool = False) -> Response:
         """Put every regular file of the tar stream in the request body (optionally gzipped)
         under ``dest``: one request for a whole directory. Answers how many files it put."""
@@ -279,26 +320,69 @@ def create_app(pfs: PfsService, token: str | None) -> Any:
                 n = s.fs.put_tar(_BodyStream(request), dest, append)  # type: ignore[arg-type]
             return JSONResponse({"result": n})
         except Exception as e:  # noqa: BLE001 (no request may take the server down)
-            return _error_response(e)
+            return error_response(e)
 
-    @app.post("/v1/sessions/{sid}/{op}", tags=["sessions"], response_model=None)
-    def session_op(sid: str, op: str, body: dict[str, Any] = Body(default={})) -> Response:  # noqa: B008
-        """``delete`` {path, recursive}, ``copy`` {src, dest, append}, ``close`` or ``abort``."""
+    def session_op(sid: str, op: str, body: BaseModel | None) -> Response:
         try:
             if op in ("close", "abort"):
                 return JSONResponse({"result": codec.encode(api.end_session(sid, op == "abort"))})
-            if op not in ("delete", "copy"):
-                raise NotFound(f"no session operation {op!r}")
             s = api.session(sid)
             with s.lock:
-                result = _call(getattr(s.fs, op), op, body)
+                result = getattr(s.fs, op)(**arguments(body))
             return JSONResponse({"result": codec.encode(result)})
         except Exception as e:  # noqa: BLE001 (no request may take the server down)
-            return _error_response(e)
+            return error_response(e)
+
+    for op in ("delete", "copy", "close", "abort"):
+        path = f"/v1/sessions/{{sid}}/{op}"
+        model = SESSION_MODELS.get(op, NoArguments)
+        names[path] = op
+        app.add_api_route(path, _session_endpoint(session_op, op, model), methods=["POST"],
+                          tags=["sessions"], response_model=None,
+                          responses=_session_responses(op),
+                          summary=_SESSION_OPS[op])
 
     # The web console's page and assets (public; its /v1 calls are not) and its downloads.
-    mount_console(app, pfs, _error_response)
+    mount_console(app, pfs, error_response, names)
+    install_handlers(app, names)
     return _BearerAuth(app, token) if token else app
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+
+
+class NoArguments(Arguments):
+    """An operation without arguments: an empty object, or no body."""
+
+
+def _session_responses(op: str) -> dict[int | str, dict[str, Any]]:
+    from tusk.pfs.model import CommitInfo
+
+    results: dict[str, Any] = {"put_stream": None, "put_tar": int, "delete": None, "copy": int,
+                               "close": CommitInfo | None, "abort": None}
+    return call_responses(named_result("session", op, result_type(results[op])))
+
+
+_SESSION_OPS = {
+    "delete": "Delete a path in the session's commit (recursive: a directory).",
+    "copy": "Copy a file or directory from any commit into the session's commit.",
+    "close": "Land the session's changes as one commit; answers the commit.",
+    "abort": "Drop the session's changes.",
+}
+
+
+def _session_endpoint(run: Callable[[str, str, BaseModel | None], Response], op: str,
+                      model: type[Arguments]) -> Callable[..., Response]:
+    def endpoint(sid: str, body: Arguments | None = None) -> Response:
+        return run(sid, op, body)
+
+    endpoint.__name__ = f"session_{op}"
+    endpoint.__doc__ = _SESSION_OPS[op]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [_param("sid", str), body_parameter(model)], return_annotation=Response)
+    return endpoint
 
 
 def _version() -> str:
