@@ -12,10 +12,17 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-python3 examples/opencv/make_images.py "$WORK/photos" liberty kitten harbor
-# The specs name their code by absolute path, as a Pachyderm image would have it baked in.
+# The pipelines' own Python environment (with Pillow), as a user would have one: user code
+# runs on the user's interpreter, never on tusk's virtualenv.
+USER_ENV="${TUSK_DEMO_ENV:-$REPO_DIR/.demo-env}"
+[ -x "$USER_ENV/bin/python3" ] || python3 -m venv "$USER_ENV"
+"$USER_ENV/bin/python3" -m pip install -q --disable-pip-version-check "pillow==13.0.0" >/dev/null
+"$USER_ENV/bin/python3" examples/opencv/make_images.py "$WORK/photos" liberty kitten harbor
+# The specs name their code by absolute path, as a Pachyderm image would have it baked in,
+# and its interpreter (the spec says python3) as the user's environment.
 for p in edges montage; do
-  sed "s#EXAMPLES#$REPO_DIR/examples/opencv#" "examples/opencv/$p.json" > "$WORK/$p.json"
+  sed -e "s#EXAMPLES#$REPO_DIR/examples/opencv#" -e "s#\"python3\"#\"$USER_ENV/bin/python3\"#" \
+    "examples/opencv/$p.json" > "$WORK/$p.json"
 done
 
 say tusk create repo images

@@ -20,7 +20,7 @@ def test_killing_a_bulk_put_kills_its_workers_and_gc_is_not_blocked(tusk: Any) -
     tusk.env["TUSK_PUT_WORKERS"] = "2"
     tusk.ok("create", "repo", "data")
     src = Path(tusk.cwd) / "src"
-    make_files(src, 6000, 16 << 10, "killed-put")  # ~96 MB: seconds of work for the workers
+    make_files(src, 12000, 16 << 10, "killed-put")  # ~190 MB: seconds of work for the workers
     proc = start(tusk, "put", "file", "-r", "data@master:/", "-f", str(src))
     workers: set[int] = set()
     deadline = time.monotonic() + 30
@@ -28,7 +28,8 @@ def test_killing_a_bulk_put_kills_its_workers_and_gc_is_not_blocked(tusk: Any) -
         workers |= descendants(proc.pid)
         time.sleep(0.02)
     assert len(workers) >= 2, "the put forked no workers (did it take the bulk path?)"
-    time.sleep(0.3)  # mid-way: the workers are reading, hashing and packing
+    # Killed as soon as both workers run (mid-way: reading, hashing and packing); waiting
+    # longer lets a quiet machine finish the put first.
     assert proc.poll() is None, "the put finished before it could be killed; use more files"
     proc.kill()
     proc.wait()

@@ -224,115 +224,119 @@ class JobRunner:
         self.say(f"job {pipe.name}@{job.job_id}: {total} datums, {len(to_run)} to run,"
                  f" {skipped} skipped")
 
-        writer = self.b.writer()
-        lock = threading.Lock()
-        commit_ids = {k: v[0] for k, v in inputs.items()}
-        deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
-        results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
-        # Sealing closes the open small-file bundle, which fills in the chunk digests of the
-        # outputs written into it: it must happen before those entries go into any tree.
-        chunk_rows, pack_rows = writer.seal()
+        # Held shared while this job writes content, as every PFS writer holds it: gc (which
+        # takes it exclusively) must not free a chunk the outputs deduplicated against before
+        # the output commit names it.
+        with self.b.data_lock():
+            writer = self.b.writer()
+            lock = threading.Lock()
+            commit_ids = {k: v[0] for k, v in inputs.items()}
+            deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
+            results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
+            # Sealing closes the open small-file bundle, which fills in the chunk digests of the
+            # outputs written into it: it must happen before those entries go into any tree.
+            chunk_rows, pack_rows = writer.seal()
 
-        # -- build the output tree ----------------------------------------------------------
-        retract = [d.id for d in to_run if d.id in base_runs] + gone
-        outputs_of = self._outputs_of(retract, base_runs)
-        base_tree = trees.Tree(nodes, base_out_root)
-        ops: dict[str, trees.Op] = {}
-        for did in retract:
-            for path in outputs_of.get(did, ()):
-                old = base_tree.get(path)
-                if old is not None and old.datum == did:
-                    ops[path] = trees.Op(trees.DELETE)
-        reason = ""
-        writers: dict[str, str] = {}
-        for r in results:
-            if r.state != SUCCESS:
-                continue
-            for e in r.outputs:
-                other = writers.get(e.path)
-                if other is not None and other != r.datum.id:
-                    reason = (f"duplicate path output by different datums: {e.path} was written by"
-                              f" datums {other[:12]} and {r.datum.id[:12]}; write to unique paths"
-                              " (e.g. /pfs/out/$PACH_DATUM_ID/...)")
-                    break
-                writers[e.path] = r.datum.id
-                if e.path not in ops:
-                    old = base_tree.get(e.path)
-                    if old is not None and old.datum != r.datum.id:
-                        reason = (f"duplicate path output by different datums: {e.path} was written"
-                                  f" by datums {old.datum[:12]} and {r.datum.id[:12]}")
+            # -- build the output tree ----------------------------------------------------------
+            retract = [d.id for d in to_run if d.id in base_runs] + gone
+            outputs_of = self._outputs_of(retract, base_runs)
+            base_tree = trees.Tree(nodes, base_out_root)
+            ops: dict[str, trees.Op] = {}
+            for did in retract:
+                for path in outputs_of.get(did, ()):
+                    old = base_tree.get(path)
+                    if old is not None and old.datum == did:
+                        ops[path] = trees.Op(trees.DELETE)
+            reason = ""
+            writers: dict[str, str] = {}
+            for r in results:
+                if r.state != SUCCESS:
+                    continue
+                for e in r.outputs:
+                    other = writers.get(e.path)
+                    if other is not None and other != r.datum.id:
+                        reason = (f"duplicate path output by different datums: {e.path} was written by"
+                                  f" datums {other[:12]} and {r.datum.id[:12]}; write to unique paths"
+                                  " (e.g. /pfs/out/$PACH_DATUM_ID/...)")
                         break
-                ops[e.path] = trees.Op(trees.PUT, e)
-            if reason:
-                break
-        failed = [r for r in results if r.state == FAILED]
-        if failed and not reason:
-            first = failed[0]
-            reason = (f"{len(failed)} of {total} datum(s) failed; first: datum"
-                      f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
-                      f" {first.attempts} attempt(s): {first.reason}")
-        if deadline is not None and time.monotonic() > deadline and not reason:
-            reason = f"job_timeout of {spec.job_timeout:g}s exceeded"
-        out_res = trees.apply(nodes, base_out_root, sorted(ops.items()))
-        if not reason:
-            written = [p for p, op in ops.items() if op.kind != trees.DELETE]
-            try:
-                self.pfs.check_collisions(out_res, base_tree, sorted(written))
-            except Exception as e:  # noqa: BLE001 - a collision fails the job, it is not a crash
-                reason = str(e)
+                    writers[e.path] = r.datum.id
+                    if e.path not in ops:
+                        old = base_tree.get(e.path)
+                        if old is not None and old.datum != r.datum.id:
+                            reason = (f"duplicate path output by different datums: {e.path} was written"
+                                      f" by datums {old.datum[:12]} and {r.datum.id[:12]}")
+                            break
+                    ops[e.path] = trees.Op(trees.PUT, e)
+                if reason:
+                    break
+            failed = [r for r in results if r.state == FAILED]
+            if failed and not reason:
+                first = failed[0]
+                reason = (f"{len(failed)} of {total} datum(s) failed; first: datum"
+                          f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
+                          f" {first.attempts} attempt(s): {first.reason}")
+            if deadline is not None and time.monotonic() > deadline and not reason:
+                reason = f"job_timeout of {spec.job_timeout:g}s exceeded"
+            out_res = trees.apply(nodes, base_out_root, sorted(ops.items()))
+            if not reason:
+                written = [p for p, op in ops.items() if op.kind != trees.DELETE]
+                try:
+                    self.pfs.check_collisions(out_res, base_tree, sorted(written))
+                except Exception as e:  # noqa: BLE001 - a collision fails the job, it is not a crash
+                    reason = str(e)
 
-        # -- the datum map ------------------------------------------------------------------
-        map_ops: dict[str, trees.Op] = {}
-        for r in results:
-            if r.state in (SUCCESS, FAILED, RECOVERED):
-                map_ops["/" + r.datum.id] = trees.Op(trees.PUT, trees.Entry(
-                    "/" + r.datum.id, job.id, bytes.fromhex(r.hash), [], r.state))
-        for did in gone:
-            map_ops["/" + did] = trees.Op(trees.DELETE)
-        map_res = trees.apply(nodes, base.datum_map if base is not None else None, sorted(map_ops.items()))
+            # -- the datum map ------------------------------------------------------------------
+            map_ops: dict[str, trees.Op] = {}
+            for r in results:
+                if r.state in (SUCCESS, FAILED, RECOVERED):
+                    map_ops["/" + r.datum.id] = trees.Op(trees.PUT, trees.Entry(
+                        "/" + r.datum.id, job.id, bytes.fromhex(r.hash), [], r.state))
+            for did in gone:
+                map_ops["/" + did] = trees.Op(trees.DELETE)
+            map_res = trees.apply(nodes, base.datum_map if base is not None else None, sorted(map_ops.items()))
 
-        state = "FAILURE" if reason else "SUCCESS"
-        if deadline is not None and time.monotonic() > deadline:
-            state = "KILLED"
-        # With egress, the job is done only once its sealed output has been copied out too.
-        egressing = state == "SUCCESS" and bool(spec.egress)
-        with db.tx() as conn:
-            current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
-            if current != "RUNNING":
-                return current or "KILLED"  # stopped or deleted meanwhile
-            if pack_rows:
-                conn.execute(s.packs.insert(), pack_rows)
-            db.insert_ignore(conn, s.chunks, chunk_rows)
-            all_nodes = {**out_res.nodes, **map_res.nodes}
-            db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in all_nodes.items()])
-            if state == "SUCCESS":
-                self.pfs.seal_commit(conn, job.commit_pk, out_res.root, out_res.size, out_res.count)
-            else:
-                base_size = base_tree.size
-                self.pfs.seal_commit(conn, job.commit_pk, base_out_root, base_size, base_tree.count, reason)
-            rows = [{
-                "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
-                "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
-                "finished_at": r.finished,
-                "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
-                                          for f in di.files]),
-                "outputs": msgpack.packb([e.path for e in r.outputs]),
-                "why": why.get(r.datum.id, ""),
-            } for r in results]
-            if rows:
-                conn.execute(s.datum_runs.insert(), rows)
-                # The reverse lineage index: which datum runs read each input file version.
-                read = [{"project": di.project, "repo": di.repo, "path": f.path, "hash": f.hash.hex(),
-                         "job_pk": job.id, "datum_id": r.datum.id}
-                        for r in results for di in r.datum.inputs for f in di.files]
-                if read:
-                    conn.execute(s.datum_inputs.insert(), read)
-            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
-                state="EGRESSING" if egressing else state, reason=reason,
-                finished_at=None if egressing else time.time(), datum_map=map_res.root,
-                processed=sum(r.state == SUCCESS for r in results),
-                failed=sum(r.state == FAILED for r in results),
-                recovered=sum(r.state == RECOVERED for r in results)))
+            state = "FAILURE" if reason else "SUCCESS"
+            if deadline is not None and time.monotonic() > deadline:
+                state = "KILLED"
+            # With egress, the job is done only once its sealed output has been copied out too.
+            egressing = state == "SUCCESS" and bool(spec.egress)
+            with db.tx() as conn:
+                current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
+                if current != "RUNNING":
+                    return current or "KILLED"  # stopped or deleted meanwhile
+                if pack_rows:
+                    conn.execute(s.packs.insert(), pack_rows)
+                db.insert_ignore(conn, s.chunks, chunk_rows)
+                all_nodes = {**out_res.nodes, **map_res.nodes}
+                db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in all_nodes.items()])
+                if state == "SUCCESS":
+                    self.pfs.seal_commit(conn, job.commit_pk, out_res.root, out_res.size, out_res.count)
+                else:
+                    base_size = base_tree.size
+                    self.pfs.seal_commit(conn, job.commit_pk, base_out_root, base_size, base_tree.count, reason)
+                rows = [{
+                    "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
+                    "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
+                    "finished_at": r.finished,
+                    "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
+                                              for f in di.files]),
+                    "outputs": msgpack.packb([e.path for e in r.outputs]),
+                    "why": why.get(r.datum.id, ""),
+                } for r in results]
+                if rows:
+                    conn.execute(s.datum_runs.insert(), rows)
+                    # The reverse lineage index: which datum runs read each input file version.
+                    read = [{"project": di.project, "repo": di.repo, "path": f.path, "hash": f.hash.hex(),
+                             "job_pk": job.id, "datum_id": r.datum.id}
+                            for r in results for di in r.datum.inputs for f in di.files]
+                    if read:
+                        conn.execute(s.datum_inputs.insert(), read)
+                conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                    state="EGRESSING" if egressing else state, reason=reason,
+                    finished_at=None if egressing else time.time(), datum_map=map_res.root,
+                    processed=sum(r.state == SUCCESS for r in results),
+                    failed=sum(r.state == FAILED for r in results),
+                    recovered=sum(r.state == RECOVERED for r in results)))
         if egressing:
             state, reason = run_job_egress(self.pfs, job, self.say)
         self.say(f"job {pipe.name}@{job.job_id}: {state}{': ' + reason if reason else ''}")

@@ -28,6 +28,7 @@ import os
 import re
 import resource
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,7 @@ class Confinement:
         self.limits = limits
         self.dirs = dirs  # directory -> what it is called in reasons ("/tmp", "/pfs/out")
         self.groups: dict[str, Path] = {}
+        self._base: dict[str, int] = {}
         self.over = ""  # set by check() when a directory grew past its bound
         self._next_check = time.monotonic() + CHECK_EVERY
         bases = _cgroup_bases()
@@ -208,37 +210,33 @@ class Confinement:
             self._make_groups(bases)
 
     def _make_groups(self, bases: dict[str, Path]) -> None:
-        name = f"d{next(_counter)}"
         lim = self.limits
+        ctrls = frozenset(c for c in bases if c != "cpu" or lim.cpu)
         try:
-            for ctrl, base in bases.items():
-                if ctrl == "cpu" and not lim.cpu:
-                    continue
-                g = base / name
-                g.mkdir()
-                self.groups[ctrl] = g
-                if ctrl == "v2":
-                    (g / "memory.max").write_text(str(lim.memory) if lim.memory else "max")
-                    if lim.memory and (g / "memory.swap.max").exists():
-                        (g / "memory.swap.max").write_text("0")  # no escape into swap
-                    (g / "pids.max").write_text(str(lim.pids) if lim.pids else "max")
-                    if lim.cpu:
-                        (g / "cpu.max").write_text(f"{int(lim.cpu * 100000)} 100000")
-                elif ctrl == "memory" and lim.memory:
-                    (g / "memory.limit_in_bytes").write_text(str(lim.memory))
-                    sw = g / "memory.memsw.limit_in_bytes"
-                    if sw.exists():
-                        try:
-                            sw.write_text(str(lim.memory))  # no escape into swap
-                        except OSError:
-                            pass
-                elif ctrl == "pids" and lim.pids:
-                    (g / "pids.max").write_text(str(lim.pids))
-                elif ctrl == "cpu":
-                    (g / "cpu.cfs_period_us").write_text("100000")
-                    (g / "cpu.cfs_quota_us").write_text(str(max(1000, int(lim.cpu * 100000))))
+            self.groups = _take(bases, ctrls)
+            for ctrl, g in self.groups.items():
+                if _applied.get(g) != lim:  # a reused group keeps what it was given
+                    _applied.pop(g, None)
+                    _set_limits(ctrl, g, lim)
+                    _applied[g] = lim
+            # Counters only grow: what this attempt did is the difference from now.
+            self._base = {str(f): _v1_counter(f, key) for f, key in self._counters()}
         except OSError:
             self._remove_groups()  # half-made: fall back to rlimits for this attempt
+
+    def _counters(self) -> list[tuple[Path, str]]:
+        out = []
+        if "memory" in self.groups:
+            out.append((self.groups["memory"] / "memory.oom_control", "oom_kill"))
+        if "pids" in self.groups:
+            out.append((self.groups["pids"] / "pids.events", "max"))
+        if "v2" in self.groups:
+            out += [(self.groups["v2"] / "memory.events", "oom_kill"),
+                    (self.groups["v2"] / "pids.events", "max")]
+        return out
+
+    def _grew(self, f: Path, key: str) -> bool:
+        return _v1_counter(f, key) > self._base.get(str(f), 0)
 
     @property
     def uses_cgroups(self) -> bool:
@@ -282,16 +280,9 @@ class Confinement:
         if self.over:
             return self.over
         lim = self.limits
-        oom = self.groups.get("memory")
-        if oom is not None and _v1_counter(oom / "memory.oom_control", "oom_kill") > 0:
-            return self._memory()
-        if "v2" in self.groups:
-            if _v1_counter(self.groups["v2"] / "memory.events", "oom_kill") > 0:
-                return self._memory()
-            if _v1_counter(self.groups["v2"] / "pids.events", "max") > 0:
-                return self._pids()
-        if "pids" in self.groups and _v1_counter(self.groups["pids"] / "pids.events", "max") > 0:
-            return self._pids()
+        for f, key in self._counters():
+            if self._grew(f, key):
+                return self._memory() if key == "oom_kill" else self._pids()
         if returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
             return f"a file it wrote reached the file size limit of {human(self._file_bound())}"
         tail = "\n".join(stderr_tail)
@@ -322,10 +313,19 @@ class Confinement:
         return f"the default; set resource_limits or {env} to change it"
 
     def close(self) -> None:
+        """Give the cgroups back for the next attempt (or remove them if something lingers)."""
+        if self.groups and all(_empty(g) for g in self.groups.values()):
+            with _POOL_LOCK:
+                pool = _POOL.setdefault(frozenset(self.groups), [])
+                if len(pool) < _POOL_MAX:
+                    pool.append(self.groups)
+                    self.groups = {}
+                    return
         self._remove_groups()
 
     def _remove_groups(self) -> None:
         for g in self.groups.values():
+            _applied.pop(g, None)
             for _ in range(50):  # a killed tree can take a moment to leave its cgroup
                 try:
                     g.rmdir()
@@ -338,6 +338,73 @@ class Confinement:
                     _kill_members(g)
                     time.sleep(0.02)
         self.groups = {}
+
+
+# Per-attempt cgroups are reused: making and removing two of them costs ~1 ms a datum.
+_POOL: dict[frozenset[str], list[dict[str, Path]]] = {}
+_POOL_LOCK = threading.Lock()
+_POOL_MAX = 64
+_applied: dict[Path, Limits] = {}  # the bounds a pooled group was last given
+
+
+def _take(bases: dict[str, Path], ctrls: frozenset[str]) -> dict[str, Path]:
+    with _POOL_LOCK:
+        pool = _POOL.get(ctrls)
+        if pool:
+            return pool.pop()
+    name = f"d{next(_counter)}"
+    made: dict[str, Path] = {}
+    try:
+        for ctrl in sorted(ctrls):
+            g = bases[ctrl] / name
+            g.mkdir()
+            made[ctrl] = g
+    except OSError:
+        for g in made.values():
+            try:
+                g.rmdir()
+            except OSError:
+                pass
+        raise
+    return made
+
+
+def _set_limits(ctrl: str, g: Path, lim: Limits) -> None:
+    """Write every bound of ``ctrl`` (unbounded ones too: a reused group has old values)."""
+    if ctrl == "v2":
+        (g / "memory.max").write_text(str(lim.memory) if lim.memory else "max")
+        if (g / "memory.swap.max").exists():
+            (g / "memory.swap.max").write_text("0" if lim.memory else "max")  # no escape to swap
+        (g / "pids.max").write_text(str(lim.pids) if lim.pids else "max")
+        if (g / "cpu.max").exists():
+            (g / "cpu.max").write_text(f"{int(lim.cpu * 100000)} 100000" if lim.cpu else "max")
+    elif ctrl == "memory":
+        value = str(lim.memory) if lim.memory else "-1"
+        mem, sw = g / "memory.limit_in_bytes", g / "memory.memsw.limit_in_bytes"
+        # memsw may never be below the memory limit: the order of the two writes depends on
+        # whether the bound goes up or down, so try one order, then the other.
+        try:
+            mem.write_text(value)
+            if sw.exists():
+                sw.write_text(value)  # no escape into swap
+        except OSError:
+            if not sw.exists():
+                raise
+            sw.write_text(value)
+            mem.write_text(value)
+    elif ctrl == "pids":
+        (g / "pids.max").write_text(str(lim.pids) if lim.pids else "max")
+    elif ctrl == "cpu":
+        (g / "cpu.cfs_period_us").write_text("100000")
+        (g / "cpu.cfs_quota_us").write_text(str(max(1000, int(lim.cpu * 100000))) if lim.cpu
+                                            else "-1")
+
+
+def _empty(g: Path) -> bool:
+    try:
+        return not (g / "cgroup.procs").read_text().strip()
+    except OSError:
+        return False
 
 
 def _remove_stale(parent: Path) -> None:
