@@ -20,8 +20,8 @@ set and one job. Here:
   commit reaches the downstream pipeline before its own update applies, so that one gets a job
   that its update then supersedes, with an errored commit in the set.
 
-Pipeline creation spans several metadata transactions (the spec row, the output repo, its
-branch), so, unlike the PFS part, it is not applied atomically with the rest. The check just
+Each pipeline change is one metadata transaction of its own (``create.py``), but the changes
+are not applied atomically with the PFS part. The check just
 before finishing makes a failure there unlikely: it needs someone else to create a clashing
 repo or pipeline in the moment between the check and the apply. If it happens, the error names
 the pipeline, and the PFS part of the transaction stays applied.
