@@ -311,11 +311,19 @@ class CatalogMixin:
                     moved.append(bid)
                 else:
                     self._propagate(conn, bid, new_id(), now)
-            elif changed_prov:
+            elif changed_prov and ups:
+                # New upstreams give the branch a new head commit on their heads (a pipeline
+                # started or re-wired: its next job). That commit is a new head like any other,
+                # so it propagates downstream too. (Provenance dropped makes no commit: nothing
+                # would ever finish it.)
                 cid = self._set_id_for(conn, repo.id, set_id)
                 pk = self._new_commit(conn, repo.id, name, branch.head_id, AUTO, cid, now, finished=False)
                 self._move_head(conn, bid, branch.head_id, pk, now)
                 self._record_commit_provenance(conn, bid, pk)
+                if moved is not None:
+                    moved.append(bid)
+                else:
+                    self._propagate(conn, bid, cid, now)
         if trigger is not None:
             set_trigger(conn, bid, repo.id, trigger, now)
 
