@@ -350,3 +350,27 @@ def test_update_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     t.ok("finish", "transaction")
     assert t.json("inspect", "repo", "raw", "--raw")["description"] == "new words"
     assert "gone" not in [x["name"] for x in t.json("list", "repo", "--raw")]
+
+
+def test_a_cycle_made_of_two_queued_updates_is_refused_on_arrival(tusk: object) -> None:
+    """Each update alone is fine; the second closes a cycle with the first (queued) one."""
+    import json
+
+    t = tusk
+    t.ok("create", "repo", "data")
+
+    def spec_file(name: str, reads: str) -> str:
+        path = t.write(f"{name}-{reads}.json", json.dumps(
+            spec(name, pfs_input(reads), ["true"])))
+        return str(path)
+
+    t.ok("create", "pipeline", "-f", spec_file("a", "data"))
+    t.ok("create", "pipeline", "-f", spec_file("b", "data"))
+    t.ok("start", "transaction")
+    t.ok("update", "pipeline", "-f", spec_file("a", "b"))
+    line = t.fail("update", "pipeline", "-f", spec_file("b", "a"))
+    assert "cycle" in line and "b -> a -> b" in line
+    assert len(t.json("inspect", "transaction", "--raw")["ops"]) == 1  # only the first is queued
+    t.ok("finish", "transaction")
+    versions = {p["name"]: p["version"] for p in t.json("list", "pipeline", "--raw")}
+    assert versions == {"a": 2, "b": 1}

@@ -50,8 +50,10 @@ def create_pipeline(pps: PpsService, spec: PipelineSpec, update: bool, reprocess
 
 
 def check(pps: PpsService, spec: PipelineSpec, update: bool, dry_run: bool,
-          coming: frozenset[RepoRef]) -> Row | None:
-    """Every check that needs no write; returns the pipeline's current row (None if new)."""
+          coming: frozenset[RepoRef], pending: tuple[PipelineSpec, ...] = ()) -> Row | None:
+    """Every check that needs no write; returns the pipeline's current row (None if new).
+    ``pending``: changes to apply before this one (a transaction's queue), which the cycle
+    check counts as made."""
     pfs = pps.pfs
     pfs.inspect_project(spec.project)
     existing = pps._find(spec.project, spec.name)
@@ -82,9 +84,11 @@ def check(pps: PpsService, spec: PipelineSpec, update: bool, dry_run: bool,
         except NotFound:
             raise NotFound(f"pipeline {spec.name}: input repo {ref} not found; create it first"
                            f" ('tusk create repo {ref}')") from None
-    others = [parse_spec(p.spec, f"pipeline {p.name}", p.project) for p in pps.list_pipelines(None)
-              if (p.project, p.name) != (spec.project, spec.name)]
-    spec_graph.check_change(others, spec)
+    graph = {spec_graph.output_of(o): o for o in (
+        parse_spec(p.spec, f"pipeline {p.name}", p.project) for p in pps.list_pipelines(None))}
+    graph.update({spec_graph.output_of(o): o for o in pending})
+    graph.pop(spec_graph.output_of(spec), None)
+    spec_graph.check_change(graph.values(), spec)
     return existing
 
 
