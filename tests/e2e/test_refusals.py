@@ -112,9 +112,11 @@ def test_refused_pipeline_changes_change_nothing(pipes: Pipes) -> None:
         bash("true")))
     refused(p, before, "create", "pipeline", "-f", trig_new, says="cannot also have a trigger")
 
-    # delete / rerun / start that are refused.
+    # delete, rerun and start that are refused.
     refused(p, before, "delete", "pipeline", "up", says="input of pipeline(s) rev")
     refused(p, before, "delete", "pipeline", "ghost", says="not found")
+    refused(p, before, "rerun", "pipeline", "ghost", says="not found")
+    refused(p, before, "start", "pipeline", "ghost", says="not found")
 
     # The DAG still runs: a new input commit reaches both pipelines' outputs, nothing lost.
     cid = p.put("data", {"b.txt": "xyz"})
