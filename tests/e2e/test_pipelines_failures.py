@@ -1,7 +1,8 @@
 """Failing datums: ``err_cmd`` recovery, retries, failed jobs, and UNRUNNABLE downstream jobs.
 
 After Pachyderm's error-handling docs: a datum whose ``cmd`` fails but whose ``err_cmd``
-succeeds is RECOVERED (no output, job not failed, retried by later jobs); without ``err_cmd``
+succeeds is RECOVERED (no output, job not failed, skipped by later jobs like a processed datum:
+``rerun pipeline --reprocess`` runs it again); without ``err_cmd``
 a datum that fails ``datum_tries`` times fails the job, whose output commit is finished with
 the error, and every job downstream in the same commit set becomes UNRUNNABLE.
 """
@@ -41,11 +42,51 @@ def test_err_cmd_recovers_a_datum(pipes: Pipes) -> None:
     listing = p.ok("list", "job", "-p", "copy")
     assert "1 recovered" in listing
 
-    # Recovered datums are not "processed": the next job tries them again (and skips the rest).
+    # A recovered datum is done with, as in Pachyderm: later jobs skip it like the others.
     c = p.put("in", {"d.txt": "new"})
     p.wait(c)
-    assert p.states("copy", c) == {"SUCCESS": 1, "RECOVERED": 1, "SKIPPED": 2}
+    assert p.states("copy", c) == {"SUCCESS": 1, "SKIPPED": 3}
     assert sorted(p.tree("copy@master")) == ["/a.txt", "/c.txt", "/d.txt"]
+
+
+def test_recovered_datums_are_skipped_by_later_jobs_as_in_pachyderms_example(pipes: Pipes) -> None:
+    """Pachyderm's err_cmd example: file1 succeeds, file2 fails and is recovered, file3 fails
+    for good. The jobs' progress reads 1 + 0 / 1, then 0 + 1 + 1 / 2, then 0 + 2 / 3 (failed)."""
+    p = pipes
+    p.repo("input")
+    p.create(spec("error_test", pfs_input("input"), ["bash"], stdin=[
+        "if", "[ -a /pfs/input/file1 ]", "then cp /pfs/input/* /pfs/out/", "exit 0", "fi", "exit 1"],
+        transform={"err_cmd": ["bash"], "err_stdin": [
+            "if", "[ -a /pfs/input/file2 ]", "then", "exit 0", "fi", "exit 1"]}, datum_tries=1))
+
+    def progress(commit: str) -> tuple[str, int, int, int, int, int]:
+        j = p.job("error_test", commit)
+        return j["state"], j["processed"], j["skipped"], j["recovered"], j["failed"], j["total"]
+
+    first = p.put("input", {"file1": "foo\n"})
+    p.wait(first)
+    assert progress(first) == ("SUCCESS", 1, 0, 0, 0, 1)
+    second = p.put("input", {"file2": "bar\n"})
+    p.wait(second)
+    assert progress(second) == ("SUCCESS", 0, 1, 1, 0, 2)
+    assert p.text_tree("error_test@master") == {"/file1": "foo\n"}
+    third = p.put("input", {"file3": "baz\n"})
+    p.wait(third, ok=False)
+    assert progress(third) == ("FAILURE", 0, 2, 0, 1, 3)
+    states = {d["files"][0]: d for d in p.datums("error_test", third)}
+    assert states["input:/file2"]["state"] == "SKIPPED"
+    assert states["input:/file2"]["job"] == second  # skipped: the job that recovered it stands
+    # The failed job changed nothing; a good fourth commit runs only the datum that failed.
+    fourth = p.put("input", {"file3": "file1 is not here\n", "file1": "foo\n"})
+    p.wait(fourth, ok=False)
+    assert progress(fourth)[2] == 2  # file1 and file2 skipped again; file3 still fails
+
+    # 'rerun pipeline --reprocess' is how a user runs a recovered datum again.
+    p.ok("delete", "file", "input@master:/file3")
+    p.ok("rerun", "pipeline", "error_test", "--reprocess")
+    p.wait("error_test@master")
+    job = p.job("error_test")
+    assert (job["processed"], job["recovered"], job["skipped"]) == (1, 1, 0)
 
 
 def test_failed_datum_fails_job_and_downstream_is_unrunnable(pipes: Pipes) -> None:

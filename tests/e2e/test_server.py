@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pipeline_helpers import Pipes, bash, pfs_input, spec, until
 from server_helpers import TOKEN, remote_tusk, running_server, vm_hwm_kb
 
 pytestmark = pytest.mark.e2e
@@ -171,7 +172,7 @@ def test_generated_token_and_no_auth(tusk: Any) -> None:
 def test_one_server_per_root(tusk: Any, server: Any) -> None:
     # The server holds the controller lock: a second one on the same root refuses in one line.
     line = tusk.fail("serve", "--address", "127.0.0.1:1", "--no-auth")
-    assert "controller already runs" in line
+    assert "another 'tusk serve' already runs" in line
 
 
 def test_http_errors(server: Any) -> None:
@@ -298,3 +299,41 @@ def test_large_file_streams_with_bounded_memory(tusk: Any, server: Any) -> None:
     assert server_peak_mb < 200, f"server peak RSS {server_peak_mb:.0f} MB (was {before / 1024:.0f})"
     src.unlink()
     dst.unlink()
+
+
+def test_serve_takes_over_from_a_background_controller(tusk: Any) -> None:
+    """Right after a pipeline ran through the CLI its background controller idles (here for a
+    minute); 'tusk serve' answers at once anyway and its own controller takes over."""
+    p = Pipes(tusk, runner="process")
+    p.t.env["TUSK_CONTROLLER_IDLE"] = "60"
+    try:
+        p.repo("data", {"a.txt": "a"})
+        p.create(spec("copy", pfs_input("data"), bash("cp $data /pfs/out/")))
+        p.wait("copy@master")
+        background = p.controller_pids()
+        assert background, "the CLI should have started a background controller"
+        with running_server(tusk) as s:  # up at once: wait_until_up fails on an early exit
+            remote = remote_tusk(tusk, s)
+            # The background controller is asked to go and does; the server's takes over.
+            until(lambda: not any(os.path.exists(f"/proc/{pid}") and _running(pid)
+                                  for pid in background), timeout=20, what="the hand-over")
+            remote.ok("put", "file", "data@master:/b.txt", "-f", "-", input="b")
+            r = remote("wait", "commit", "copy@master", "--timeout", "30")
+            assert r.returncode == 0, r.stderr
+            assert remote.ok("get", "file", "copy@master:/b.txt") == "b"
+            jobs = remote.json("list", "job", "-p", "copy", "--raw")
+            assert len(jobs) == 2 and jobs[0]["state"] == "SUCCESS"
+            # A second server on the same root is still refused clearly: two controllers.
+            r = tusk("serve", "--address", "127.0.0.1:1", "--no-auth")
+            assert r.returncode == 7 and "already runs" in r.stderr, r
+            assert len(r.stderr.splitlines()) == 1
+    finally:
+        p.stop_controllers()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

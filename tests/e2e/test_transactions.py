@@ -3,7 +3,8 @@
 A cross pipeline over ``left`` and ``right`` would run a job per input commit. Inside a
 transaction the two commits share the transaction's ID, stay invisible until ``finish
 transaction`` and then propagate together: exactly one job, whose ID is the transaction's.
-``stop transaction`` drops everything the transaction held.
+``stop transaction`` only detaches it (``resume transaction`` goes on with it, ``finish
+transaction <id>`` applies it); ``delete transaction`` drops everything it held.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def test_commits_in_two_repos_make_one_job(process_pipes: Pipes) -> None:
     assert len(p.text_tree("pairs@master")) == 9
 
 
-def test_stop_transaction_leaves_nothing_behind(process_pipes: Pipes) -> None:
+def test_delete_transaction_leaves_nothing_behind(process_pipes: Pipes) -> None:
     p = process_pipes
     p.repo("data", {"a": "a"})
     commits = p.raw("list", "commit", "data")
@@ -82,7 +83,7 @@ def test_stop_transaction_leaves_nothing_behind(process_pipes: Pipes) -> None:
     p.ok("create", "branch", "data@dev", "--head", "master")
     p.ok("delete", "branch", "data@master")
     assert p.raw("inspect", "transaction", txn)["active"]
-    p.ok("stop", "transaction")
+    p.ok("delete", "transaction")
 
     assert p.raw("list", "transaction") == []
     assert p.raw("list", "commit", "data") == commits
@@ -92,6 +93,45 @@ def test_stop_transaction_leaves_nothing_behind(process_pipes: Pipes) -> None:
     # The root works as before: a new commit is an ordinary one.
     new = p.put("data", {"b": "b"})
     assert new != txn and head(p, "data@master") == new
+
+
+def test_stop_keeps_the_transaction_to_resume_finish_or_delete(process_pipes: Pipes) -> None:
+    """As pachctl: 'stop transaction' detaches the active transaction without losing it."""
+    p = process_pipes
+    cross_pipeline(p)
+    before = {r: head(p, f"{r}@master") for r in ("left", "right", "pairs")}
+    txn = p.ok("start", "transaction").strip()
+    p.ok("put", "file", "left@master:/l2", "-f", "-", input="2")
+    r = p.t("stop", "transaction")
+    assert r.returncode == 0 and f"resume transaction {txn}" in r.stderr
+    listed = p.raw("list", "transaction")
+    assert [(t["id"], t["state"], t["active"], len(t["ops"])) for t in listed] == [
+        (txn, "OPEN", False, 1)]
+    # Detached: commands act outside it again, and nothing of it is visible yet.
+    p.ok("create", "repo", "outside")
+    assert "outside" in [x["name"] for x in p.raw("list", "repo")]
+    assert {r: head(p, f"{r}@master") for r in before} == before
+    assert "no active transaction" in p.t.fail("stop", "transaction")
+
+    p.ok("resume", "transaction", txn)
+    assert p.raw("inspect", "transaction")["id"] == txn
+    p.ok("put", "file", "right@master:/r2", "-f", "-", input="2")
+    p.ok("stop", "transaction")
+    p.ok("finish", "transaction", txn)  # a stopped transaction can be finished by its ID
+    p.wait(txn)
+    assert [j["id"] for j in p.jobs(txn)] == [txn]  # both commits, one job
+    assert set(p.text_tree("pairs@master")) == {"/l1r1", "/l1r2", "/l2r1", "/l2r2"}
+
+    # A stopped transaction can be deleted by its ID: nothing it held takes effect.
+    other = p.ok("start", "transaction").strip()
+    p.ok("put", "file", "left@master:/l3", "-f", "-", input="3")
+    assert "already finished" in p.t.fail("stop", "transaction", txn)
+    assert "not found" in p.t.fail("stop", "transaction", "0" * 32)
+    p.ok("stop", "transaction", other)
+    p.ok("delete", "transaction", other)
+    assert [t["id"] for t in p.raw("list", "transaction")] == [txn]
+    assert "not found" in p.t.fail("resume", "transaction", other)
+    assert "/l3" not in p.tree("left@master")
 
 
 def test_transaction_errors_are_one_line(process_pipes: Pipes) -> None:
@@ -137,10 +177,10 @@ def test_create_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     t.ok("put", "file", "raw@master:/a", "-f", "-", input="a")
     assert t.ok("get", "file", "raw@master:/a") == "a"
 
-    # Stopped: nothing is created.
+    # Deleted: nothing is created.
     t.ok("start", "transaction")
     t.ok("create", "repo", "dropped")
-    t.ok("stop", "transaction")
+    t.ok("delete", "transaction")
     assert "dropped" not in [x["name"] for x in t.json("list", "repo", "--raw")]
 
     # Created meanwhile by someone outside the transaction: finishing applies nothing.
@@ -155,7 +195,7 @@ def test_create_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     outside.close()
     assert "repo raced was created while transaction" in t.fail("finish", "transaction")
     assert "innocent" not in [x["name"] for x in t.json("list", "repo", "--raw")]
-    t.ok("stop", "transaction")
+    t.ok("delete", "transaction")
 
 
 def test_delete_repo_is_queued_until_the_transaction_finishes(tusk: object) -> None:
@@ -260,12 +300,12 @@ def test_create_and_update_pipeline_in_a_transaction_are_checked_on_arrival(
     assert {c["repo"] for c in p.raw("list", "commit", txn)} >= {"copy", "second"}
 
 
-def test_stop_transaction_drops_queued_pipelines(process_pipes: Pipes) -> None:
+def test_delete_transaction_drops_queued_pipelines(process_pipes: Pipes) -> None:
     p = process_pipes
     p.repo("in", {"a": "A"})
     p.ok("start", "transaction")
     p.create(spec("copy", pfs_input("in", name="in"), COPY))
-    p.ok("stop", "transaction")
+    p.ok("delete", "transaction")
     assert p.raw("list", "pipeline") == []
     assert [x["name"] for x in p.raw("list", "repo")] == ["in"]
 
@@ -292,7 +332,7 @@ def test_a_pipeline_and_the_first_commit_to_its_input_make_one_job(process_pipes
     p.ok("delete", "repo", "old")
     line = p.t.fail("create", "pipeline", "-f", str(p.spec_file(spec("late", pfs_input("old"), COPY))))
     assert "input repo old is deleted by this transaction" in line
-    p.ok("stop", "transaction")
+    p.ok("delete", "transaction")
 
 
 def test_update_repo_is_queued_until_the_transaction_finishes(tusk: object) -> None:
@@ -310,3 +350,27 @@ def test_update_repo_is_queued_until_the_transaction_finishes(tusk: object) -> N
     t.ok("finish", "transaction")
     assert t.json("inspect", "repo", "raw", "--raw")["description"] == "new words"
     assert "gone" not in [x["name"] for x in t.json("list", "repo", "--raw")]
+
+
+def test_a_cycle_made_of_two_queued_updates_is_refused_on_arrival(tusk: object) -> None:
+    """Each update alone is fine; the second closes a cycle with the first (queued) one."""
+    import json
+
+    t = tusk
+    t.ok("create", "repo", "data")
+
+    def spec_file(name: str, reads: str) -> str:
+        path = t.write(f"{name}-{reads}.json", json.dumps(
+            spec(name, pfs_input(reads), ["true"])))
+        return str(path)
+
+    t.ok("create", "pipeline", "-f", spec_file("a", "data"))
+    t.ok("create", "pipeline", "-f", spec_file("b", "data"))
+    t.ok("start", "transaction")
+    t.ok("update", "pipeline", "-f", spec_file("a", "b"))
+    line = t.fail("update", "pipeline", "-f", spec_file("b", "a"))
+    assert "cycle" in line and "b -> a -> b" in line
+    assert len(t.json("inspect", "transaction", "--raw")["ops"]) == 1  # only the first is queued
+    t.ok("finish", "transaction")
+    versions = {p["name"]: p["version"] for p in t.json("list", "pipeline", "--raw")}
+    assert versions == {"a": 2, "b": 1}

@@ -16,7 +16,9 @@ def test_reasons() -> None:
     assert old.id == new.id  # same match path, different content
     assert why_ran(new, None, None, "s1", None) == NEW
     assert why_ran(new, "failed", old.hash("s1"), "s1", "s1") == PREVIOUSLY_FAILED
-    assert why_ran(new, "recovered", old.hash("s1"), "s1", "s1") == PREVIOUSLY_FAILED
+    # A recovered datum is done with, like a processed one: it runs when changed or reprocessed.
+    assert why_ran(new, "recovered", old.hash("s1"), "s1", "s1") == CHANGED
+    assert why_ran(old, "recovered", old.hash("s1"), "s2", "s1") == REPROCESS
     assert why_ran(new, "success", old.hash("s1"), "s1", "s1") == CHANGED
     # A new salt with the same data: a reprocess; with new data too, the data changed.
     assert why_ran(old, "success", old.hash("s1"), "s2", "s1") == REPROCESS

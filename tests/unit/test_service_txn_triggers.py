@@ -66,7 +66,7 @@ def test_finished_commit_on_a_moved_branch_is_a_conflict_applying_nothing(svc: P
     assert head(svc, "a@master") == outside.id
     assert svc.list_branches(R("b")) == []  # b@master was not created either
     assert svc.inspect_transaction(tid).state == "OPEN"
-    svc.stop_transaction(tid)
+    svc.delete_transaction(tid)
     assert svc.list_transactions() == []
     left = [c.id for c in svc.list_commits(R("a"))]
     assert len(left) == 2 and left[0] == outside.id and tid not in left

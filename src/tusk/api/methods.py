@@ -24,7 +24,8 @@ PFS_METHODS: dict[str, str] = {
     "inspect_file": CALL, "list_file": CALL, "glob_file": CALL, "diff_file": CALL,
     "walk_file": STREAM, "read_file": BYTES, "modify": SESSION,
     "active_transaction": CALL, "start_transaction": CALL, "finish_transaction": CALL,
-    "stop_transaction": CALL, "resume_transaction": CALL, "inspect_transaction": CALL,
+    "stop_transaction": CALL, "delete_transaction": CALL, "resume_transaction": CALL,
+    "inspect_transaction": CALL,
     "list_transactions": CALL,
     "garbage_collect": CALL, "fsck": CALL,
 }

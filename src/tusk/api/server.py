@@ -64,6 +64,8 @@ from tusk.api.result_models import named_result, result_model, result_type
 from tusk.errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tusk.pfs.files import FileSession
     from tusk.pfs.service import PfsService
 
@@ -395,40 +397,86 @@ def _version() -> str:
 
 
 def serve(host: str, port: int, token: str | None, say: Callable[[str], None] = print) -> None:
-    """Run the root's controller and the HTTP API until interrupted (one server per root)."""
+    """Run the root's controller and the HTTP API until interrupted (one server per root).
+
+    The API answers at once. When a background controller (started by the CLI after a change)
+    holds the root's controller lock, it is asked to exit between two jobs and this server's
+    controller takes the lock then, on its own thread (``_ControllerThread``).
+    """
     import uvicorn
 
     from tusk.errors import Busy
     from tusk.pfs.service import PfsService
-    from tusk.pps.controller import Controller
-    from tusk.pps.launch import release, try_lock
+    from tusk.pps.launch import release, try_serve_lock
 
     pfs = PfsService.open()
-    fd = try_lock(pfs.b.root)
-    if fd is None:
-        raise Busy(f"a controller already runs for {pfs.b.root} (another 'tusk serve', or a background"
-                   " controller that exits when idle); stop it or try again shortly")
-    stop = threading.Event()
-    ctl = Controller(PfsService.open(pfs.b.root))
+    root = pfs.b.root
+    serve_fd = try_serve_lock(root)
+    if serve_fd is None:
+        raise Busy(f"another 'tusk serve' already runs for {root} (two servers on one root would"
+                   " be two controllers); stop it first, or serve another root")
+    try:
+        controller = _ControllerThread(root, say)
+        app = create_app(pfs, token)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                               access_log=False, timeout_graceful_shutdown=5))
+        controller.start()
+        try:
+            say(f"tusk serve: listening on http://{host}:{port} (root {root}); API docs at /docs")
+            server.run()
+        finally:
+            controller.stop()
+    finally:
+        release(serve_fd)
 
-    def run_controller() -> None:
-        while not stop.is_set():
+
+class _ControllerThread:
+    """The server's controller, on a thread: takes the controller lock (waiting for a
+    background controller to hand it over), then runs until the server stops."""
+
+    def __init__(self, root: Path, say: Callable[[str], None]) -> None:
+        from tusk.pps.launch import request_handover, try_lock
+
+        self.root = root
+        self.stop_event = threading.Event()
+        self.fd = try_lock(root)
+        if self.fd is None:
+            request_handover(root)
+            say("tusk serve: a background controller holds this root; it is asked to exit after"
+                " its current job, and this server's controller takes over then")
+        self.ctl = None
+        self.thread = threading.Thread(target=self._run, name="tusk-controller", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        from tusk.pfs.service import PfsService
+        from tusk.pps.controller import Controller
+        from tusk.pps.launch import end_handover, try_lock
+
+        while self.fd is None and not self.stop_event.is_set():
+            self.fd = try_lock(self.root)
+            if self.fd is None:
+                self.stop_event.wait(0.1)
+        end_handover(self.root)
+        if self.fd is None:
+            return  # the server stopped before the hand-over
+        self.ctl = Controller(PfsService.open(self.root))
+        while not self.stop_event.is_set():
             try:
-                ctl.serve(idle=0, lock_fd=None, stop=stop)
+                self.ctl.serve(idle=0, lock_fd=None, stop=self.stop_event)
             except Exception:  # noqa: BLE001 (a controller bug must not take the API down; log and go on)
                 traceback.print_exc()
-                stop.wait(1.0)
+                self.stop_event.wait(1.0)
 
-    thread = threading.Thread(target=run_controller, name="tusk-controller", daemon=True)
-    app = create_app(pfs, token)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=5))
-    thread.start()
-    try:
-        say(f"tusk serve: listening on http://{host}:{port} (root {pfs.b.root}); API docs at /docs")
-        server.run()
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        ctl.supervisor.stop_all()
-        release(fd)
+    def stop(self) -> None:
+        from tusk.pps.launch import end_handover, release
+
+        self.stop_event.set()
+        self.thread.join(timeout=10)
+        if self.ctl is not None:
+            self.ctl.supervisor.stop_all()
+        end_handover(self.root)
+        if self.fd is not None and not self.thread.is_alive():
+            release(self.fd)

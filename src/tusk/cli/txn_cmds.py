@@ -64,21 +64,24 @@ def finish_transaction(txn_id: str | None) -> None:
 @stop.command("transaction")
 @click.argument("txn_id", required=False, metavar="[ID]")
 def stop_transaction(txn_id: str | None) -> None:
-    """Drop the active (or given) transaction: nothing it holds takes effect."""
-    pfs().stop_transaction(txn_id)
+    """Stop adding to the active transaction; it stays open ('resume transaction ID' goes on
+    with it, 'finish transaction ID' applies it, 'delete transaction ID' drops it)."""
+    info = pfs().stop_transaction(txn_id)
+    click.echo(f"stopped transaction {info.id} ({len(info.ops)} operation(s) kept); resume it"
+               f" with 'tusk resume transaction {info.id}'", err=True)
 
 
 @delete.command("transaction")
 @click.argument("txn_id", required=False, metavar="[ID]")
 def delete_transaction(txn_id: str | None) -> None:
-    """Same as 'stop transaction'."""
-    pfs().stop_transaction(txn_id)
+    """Drop the active (or given) transaction: nothing it holds takes effect."""
+    pfs().delete_transaction(txn_id)
 
 
 @resume.command("transaction")
 @click.argument("txn_id", metavar="ID")
 def resume_transaction(txn_id: str) -> None:
-    """Make an open transaction the active one."""
+    """Make an open (stopped) transaction the active one again."""
     pfs().resume_transaction(txn_id)
 
 

@@ -311,11 +311,19 @@ class CatalogMixin:
                     moved.append(bid)
                 else:
                     self._propagate(conn, bid, new_id(), now)
-            elif changed_prov:
+            elif changed_prov and ups:
+                # New upstreams give the branch a new head commit on their heads (a pipeline
+                # started or re-wired: its next job). That commit is a new head like any other,
+                # so it propagates downstream too. (Provenance dropped makes no commit: nothing
+                # would ever finish it.)
                 cid = self._set_id_for(conn, repo.id, set_id)
                 pk = self._new_commit(conn, repo.id, name, branch.head_id, AUTO, cid, now, finished=False)
                 self._move_head(conn, bid, branch.head_id, pk, now)
                 self._record_commit_provenance(conn, bid, pk)
+                if moved is not None:
+                    moved.append(bid)
+                else:
+                    self._propagate(conn, bid, cid, now)
         if trigger is not None:
             set_trigger(conn, bid, repo.id, trigger, now)
 
@@ -367,11 +375,18 @@ class CatalogMixin:
     def set_trigger_from_spec(self, ref: RepoRef, name: str, doc: dict) -> None:  # type: ignore[type-arg]
         """A pipeline input's ``trigger``: ``name`` follows ``trigger.branch``, which is created
         (empty) if the repo does not have it yet so the pipeline can be made before the data."""
+        with self.b.db.tx() as conn:
+            self._set_trigger_from_spec_in(conn, ref, name, doc, time.time())
+
+    def _set_trigger_from_spec_in(self, conn: Connection, ref: RepoRef, name: str,
+                                  doc: dict, now: float) -> None:  # type: ignore[type-arg]
+        """``set_trigger_from_spec`` in the caller's transaction (a pipeline being created)."""
         trigger = Trigger.from_spec(doc)
-        names = {b.name for b in self.list_branches(ref)}
-        if trigger.branch not in names:
-            self.create_branch(ref, trigger.branch)
-        self.create_branch(ref, name, trigger=trigger)
+        trigger.validate()
+        repo = self._repo_row(conn, ref)
+        if self._branch_row(conn, repo.id, trigger.branch) is None:
+            self._create_branch_in(conn, ref, trigger.branch, None, None, None, now)
+        self._create_branch_in(conn, ref, name, None, None, trigger, now)
 
     def inspect_branch(self, ref: RepoRef, name: str) -> BranchInfo:
         with self.b.db.read() as conn:
@@ -561,18 +576,22 @@ class CatalogMixin:
         the current input heads, and the commit set propagates downstream as usual. ``set_id``
         names that commit set (a transaction's) instead of a new one.
         """
-        now = time.time()
         with self.b.db.tx() as conn:
-            repo = self._repo_row(conn, ref)
-            br = self._branch_row(conn, repo.id, name)
-            if br is None:
-                raise NotFound(f"branch {ref}@{name} not found")
-            cid = self._set_id_for(conn, repo.id, set_id)
-            pk = self._new_commit(conn, repo.id, name, br.head_id, AUTO, cid, now, finished=False)
-            self._move_head(conn, br.id, br.head_id, pk, now)
-            self._record_commit_provenance(conn, br.id, pk)
-            self._propagate(conn, br.id, cid, now)
-            return cid
+            return self._trigger_branch_in(conn, ref, name, set_id, time.time())
+
+    def _trigger_branch_in(self, conn: Connection, ref: RepoRef, name: str, set_id: str | None,
+                           now: float) -> str:
+        """``trigger_branch`` in the caller's transaction (a pipeline being updated)."""
+        repo = self._repo_row(conn, ref)
+        br = self._branch_row(conn, repo.id, name)
+        if br is None:
+            raise NotFound(f"branch {ref}@{name} not found")
+        cid = self._set_id_for(conn, repo.id, set_id)
+        pk = self._new_commit(conn, repo.id, name, br.head_id, AUTO, cid, now, finished=False)
+        self._move_head(conn, br.id, br.head_id, pk, now)
+        self._record_commit_provenance(conn, br.id, pk)
+        self._propagate(conn, br.id, cid, now)
+        return cid
 
     # -- commit resolution ------------------------------------------------------------------
 

@@ -23,10 +23,12 @@ becomes its branch's head by compare-and-set (an open one is re-parented if the 
 meanwhile; a finished one whose branch moved is a Conflict and nothing is applied), queued
 operations run in order, implicit commits are finished, and then every moved branch propagates
 downstream *together* in the transaction's commit set, so a pipeline reading two of them gets
-exactly one job. ``stop transaction`` deletes the transaction with its hidden commits and
-queued operations in one metadata transaction. Crash safety follows: every step is a single
+exactly one job. As in pachctl, ``stop transaction`` only makes the transaction inactive (it
+stays open and listed; ``resume transaction <id>`` makes it active again, ``finish transaction
+<id>`` applies it), and ``delete transaction`` drops it with its hidden commits and queued
+operations in one metadata transaction. Crash safety follows: every step is a single
 metadata transaction, a crash leaves at most an open transaction that can be finished or
-stopped, and data written for it before a stop is unreferenced and collected by gc.
+deleted, and data written for it before a delete is unreferenced and collected by gc.
 """
 
 from __future__ import annotations
@@ -120,7 +122,24 @@ class TransactionsMixin(CommitsMixin):
         self.fire_due_triggers()
         return self.inspect_transaction(tid)
 
-    def stop_transaction(self, txn_id: str | None = None) -> str:
+    def stop_transaction(self, txn_id: str | None = None) -> TransactionInfo:
+        """Stop adding to the active transaction, as pachctl's 'stop transaction' does: it is
+        no longer active, but stays open with everything it holds, to be resumed ('resume
+        transaction <id>'), finished ('finish transaction <id>') or deleted later."""
+        with self.b.db.tx() as conn:
+            active = _active(conn)
+            if active is None or conn.execute(select(s.transactions.c.state).where(
+                    s.transactions.c.id == active)).scalar() != "open":
+                raise FailedPrecondition(
+                    "no active transaction; start one with 'tusk start transaction'")
+            if txn_id and txn_id != active:
+                _open_txn(conn, txn_id)  # a clear "not found" / "already finished" first
+                raise FailedPrecondition(
+                    f"transaction {txn_id} is not the active one ({active} is); nothing to stop")
+            _set_active(conn, None)
+        return self.inspect_transaction(active)
+
+    def delete_transaction(self, txn_id: str | None = None) -> str:
         """Drop an open transaction: its hidden commits and queued operations vanish."""
         tid = self._txn_id(txn_id)
         with self.b.db.tx() as conn:

@@ -6,7 +6,8 @@ failed upstream makes it UNRUNNABLE). One controller per root is enforced by an 
 on ``controller.lock`` (``launch.py``). In embedded mode the CLI starts it on demand
 (``launch.ensure_running``) and it exits after a quiet spell. The hand-off is race-free:
 before exiting it releases the lock and looks for work once more, and a CLI that finds the
-lock free starts a new one.
+lock free starts a new one. A background controller also exits between two steps when a
+``tusk serve`` on the root asks for the lock (``launch.handover_requested``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import and_, select, update
 
 from tusk.pfs.service import PfsService
 from tusk.pps.jobs import JobRunner
-from tusk.pps.launch import has_cron_triggers, release, try_lock
+from tusk.pps.launch import handover_requested, has_cron_triggers, release, try_lock
 from tusk.pps.supervisor import Supervisor
 from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s
@@ -190,17 +191,30 @@ class Controller:
         clock = threading.Thread(target=self._clock, args=(stop_clock,), name="tusk-clock",
                                  daemon=True)
         clock.start()
+        handover: int | None = None
         try:
-            self._serve(idle, lock_fd, stop)
+            handover = self._serve(idle, lock_fd, stop)
         finally:
             stop_clock.set()
             clock.join()
+            if handover is not None:
+                # Nothing of ours may run once the server's controller has the lock: the
+                # clock has stopped, spouts and services stop now, then the lock goes.
+                self.supervisor.stop_all()
+                release(handover)
 
-    def _serve(self, idle: float, lock_fd: int | None, stop: threading.Event | None) -> None:
+    def _serve(self, idle: float, lock_fd: int | None, stop: threading.Event | None) -> int | None:
+        """The work loop of ``serve``; returns the lock to release when handing over to a
+        server (``serve`` releases it once the clock thread has stopped), else None."""
         last = time.monotonic()
         root = self.b.root
         delay = POLL
         while stop is None or not stop.is_set():
+            if lock_fd is not None and handover_requested(root):
+                # A 'tusk serve' on this root takes over: go between two steps (a job that
+                # was running has finished), so its controller can take the lock.
+                self.say("a server takes over this root's controller; exiting")
+                return lock_fd
             last = max(last, self._active)  # the clock thread did something
             if self.step(clock=False):
                 last = time.monotonic()
@@ -232,6 +246,8 @@ class Controller:
 
 def main() -> None:
     pfs = PfsService.open()
+    if handover_requested(pfs.b.root):
+        return  # a server is taking over this root's controller
     fd = try_lock(pfs.b.root)
     if fd is None:
         return

@@ -1,9 +1,9 @@
 """Running one job: plan datums, skip what is unchanged, run the rest, build the output commit.
 
 Incremental processing follows Pachyderm 2.x: the *base* is the pipeline's last successful
-job. A datum whose ID and hash match a datum the base processed successfully is skipped and its
-output stays. A changed datum has its old output retracted and runs again. A datum that
-disappeared has its output removed. Each job keeps a *datum map* (a tree, like a commit's:
+job. A datum whose ID and hash match a datum the base processed successfully (or whose failure
+err_cmd recovered) is skipped and its output stays. A changed datum has its old output
+retracted and runs again. A datum that disappeared has its output removed. Each job keeps a *datum map* (a tree, like a commit's:
 ``/<datum id> -> (hash, state, job that ran it)``), so a job that changes k of n datums writes
 O(k) map data and planning does not depend on how many jobs came before.
 
@@ -50,6 +50,9 @@ from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
 
 SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
+# Datum states a later job skips (same ID and hash): as in Pachyderm, a datum that err_cmd
+# recovered is done with, like a processed one; 'rerun pipeline --reprocess' runs it again.
+DONE = (SUCCESS, RECOVERED)
 # The reason of a datum that 'stop pipeline/job' cut short (or kept from starting): it counts
 # as neither processed nor failed in the job's progress.
 STOPPED = "the job was stopped"
@@ -184,7 +187,7 @@ class JobRunner:
                     new_ids += 1
                 else:
                     base_runs[d.id] = e.size
-                if e is None or e.datum != SUCCESS or e.hash.hex() != d.hash(salt):
+                if e is None or e.datum not in DONE or e.hash.hex() != d.hash(salt):
                     to_run.append(d)
                     why[d.id] = why_ran(d, None if e is None else e.datum,
                                        None if e is None else e.hash.hex(), salt, base_salt)
@@ -205,7 +208,7 @@ class JobRunner:
                 did = e.path[1:]
                 base_runs[did] = e.size
                 base_states[did] = e.datum
-                if e.datum == SUCCESS:
+                if e.datum in DONE:
                     previous[did] = e.hash.hex()
             to_run, _skipped, _ = dm.diff_datums(previous, datums, salt)
             if spec.reprocess_spec == "every_job":
@@ -345,9 +348,9 @@ class JobRunner:
     def _changed_only(self, job: Row, base: Row | None, node: dm.Node | None, spec: PipelineSpec,
                       inputs: dict):  # type: ignore[no-untyped-def]
         """Plan from the input diff when that is exact: one pfs input, same pipeline version as
-        the base job, nothing recovered there (recovered datums must rerun), skipping allowed."""
+        the base job, skipping allowed."""
         if (not isinstance(node, dm.PfsSource) or base is None or base.version != job.version
-                or base.recovered or spec.reprocess_spec == "every_job"):
+                or spec.reprocess_spec == "every_job"):
             return None
         key = (node.project, node.repo, node.branch)
         old, new = self.input_trees(base.commit_pk, node).get(key), inputs.get(key)

@@ -27,14 +27,67 @@ def _lock_path(root: Path) -> Path:
     return root / "controller.lock"
 
 
-def try_lock(root: Path) -> int | None:
-    fd = os.open(_lock_path(root), os.O_RDWR | os.O_CREAT, 0o644)
+def _try_flock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
     return fd
+
+
+def try_lock(root: Path) -> int | None:
+    """The controller lock (one controller per root), or None if a controller holds it."""
+    return _try_flock(_lock_path(root))
+
+
+# -- 'tusk serve' taking over from a background controller ---------------------------------------
+#
+# A server holds ``serve.lock`` for as long as it runs (one server per root). When a background
+# controller holds the controller lock, the server leaves a ``controller.handover`` marker; the
+# background controller sees it between jobs, releases the lock and exits, and the server's
+# controller takes the lock. A marker whose server is gone (``serve.lock`` free) is stale: the
+# controller removes it and goes on.
+
+def _serve_lock_path(root: Path) -> Path:
+    return root / "serve.lock"
+
+
+def _handover_path(root: Path) -> Path:
+    return root / "controller.handover"
+
+
+def try_serve_lock(root: Path) -> int | None:
+    """The server lock (one 'tusk serve' per root), or None if a server holds it."""
+    return _try_flock(_serve_lock_path(root))
+
+
+def request_handover(root: Path) -> None:
+    """Ask the background controller to exit at its next chance (the caller holds serve.lock)."""
+    _handover_path(root).touch()
+
+
+def end_handover(root: Path) -> None:
+    try:
+        _handover_path(root).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def handover_requested(root: Path) -> bool:
+    """Whether a running server asks for the controller lock. One ``stat`` in the usual case
+    (no marker), so a controller can ask between every two steps."""
+    if not _handover_path(root).exists():
+        return False
+    fd = try_serve_lock(root)
+    if fd is None:
+        return True  # the server that asked is there
+    try:
+        end_handover(root)  # left by a server that died before taking over
+    finally:
+        release(fd)
+    return False
 
 
 def release(fd: int) -> None:
@@ -60,6 +113,8 @@ def ensure_running_if_needed(pfs: PfsService) -> None:
 
 def ensure_running(root: Path) -> bool:
     """Start a background controller for ``root`` unless one holds the lock; True if started."""
+    if handover_requested(root):
+        return False  # a server is taking over: its controller does the work
     fd = try_lock(root)
     if fd is None:
         return False

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 
 from tusk.errors import FailedPrecondition, InvalidArgument
 from tusk.pfs.refs import RepoRef
+from tusk.pps.create import ensure_inputs
 from tusk.pps.model import PipelineInfo
 from tusk.pps.spec import parse_spec
 from tusk.storage import schema as s
@@ -80,13 +81,16 @@ def start_pipeline(pps: PpsService, name: str, project: str) -> PipelineInfo:
     if pipe.state == "running":
         return pps.inspect_pipeline(name, project)
     spec = parse_spec(json.loads(pipe.spec), f"pipeline {name}")
+    now = time.time()
     with pps.b.db.tx() as conn:
         conn.execute(update(s.pipelines).where(s.pipelines.c.id == pipe.id).values(
-            state="running", reason="", updated_at=time.time()))
-    provenance = pps.input_branches(spec, create=True)
-    if provenance:
-        # Restoring provenance makes one new output commit on the current input heads.
-        pps.pfs.create_branch(RepoRef(project, name), spec.output_branch, provenance=provenance)
+            state="running", reason="", updated_at=now))
+        provenance = ensure_inputs(pps, conn, spec, now)
+        if provenance:
+            # Restoring provenance makes one new output commit on the current input heads,
+            # which propagates downstream like any other (``_create_branch_in``).
+            pps.pfs._create_branch_in(conn, RepoRef(project, name), spec.output_branch, None,
+                                      provenance, None, now)
     return pps.inspect_pipeline(name, project)
 
 

@@ -43,6 +43,7 @@ REPROCESS = "reprocess requested"
 UNCHANGED = "unchanged"
 
 _SUCCESS = "success"  # jobs.SUCCESS; not imported, since jobs.py imports this module
+_RECOVERED = "recovered"  # jobs.RECOVERED: done with too (later jobs skip it)
 
 
 def why_ran(d: dm.Datum, base_state: str | None, base_hash: str | None, salt: str,
@@ -57,7 +58,7 @@ def why_ran(d: dm.Datum, base_state: str | None, base_hash: str | None, salt: st
     """
     if base_state is None:
         return NEW
-    if base_state != _SUCCESS:
+    if base_state not in (_SUCCESS, _RECOVERED):
         return PREVIOUSLY_FAILED
     if base_hash == d.hash(salt):
         return REPROCESS

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
 from sqlalchemy import delete, func, select
-from sqlalchemy import update as sql_update
 
-from tusk.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tusk.errors import FailedPrecondition, NotFound
 from tusk.pfs import trees
 from tusk.pfs.refs import CommitRef, FileRef, RepoRef
 from tusk.pfs.service import PfsService
@@ -29,7 +27,6 @@ from tusk.pps.jobs import leaves, to_node
 from tusk.pps.logs import LogLine, LogQuery, LogReader
 from tusk.pps.model import DatumInfo, JobInfo, PipelineInfo
 from tusk.pps.spec import PipelineSpec, parse_spec
-from tusk.pps.spec_inputs import CronInput
 from tusk.pps.supervisor import stop_recorded
 from tusk.storage import schema as s
 
@@ -51,123 +48,15 @@ class PpsService:
         transaction the change is checked now and queued for 'finish transaction'
         (``txn_pipelines``); ``set_id`` is then the transaction's commit set, which the
         pipeline's first output commit (and job) joins."""
-        pfs = self.pfs
-        if pfs.transaction is not None:
+        if self.pfs.transaction is not None:
             from tusk.pps import txn_pipelines
 
             if dry_run:
                 return txn_pipelines.check(self, spec, update, coming)
             return txn_pipelines.queue(self, spec, update, reprocess)
-        pfs.inspect_project(spec.project)
-        existing = self._find(spec.project, spec.name)
-        if existing is not None and not update:
-            raise AlreadyExists(f"pipeline {spec.name} already exists; use 'tusk update pipeline'")
-        if existing is None and update:
-            raise NotFound(f"pipeline {spec.name} not found; use 'tusk create pipeline'")
-        out_ref = RepoRef(spec.project, spec.name)
-        if existing is None and self._repo_exists(out_ref):
-            raise AlreadyExists(
-                f"repo {out_ref} already exists; a pipeline's output repo takes the pipeline's name")
-        if existing is not None:
-            was = parse_spec(json.loads(existing.spec), f"pipeline {spec.name}").pipeline_type
-            if was != spec.pipeline_type:
-                # Jobs and output provenance differ between the kinds; switching in place would
-                # leave the old kind's commits and processes behind.
-                raise InvalidArgument(
-                    f"pipeline {spec.name} is a {was} pipeline and cannot become a"
-                    f" {spec.pipeline_type} pipeline; delete it and create it again")
-        # Check every input before creating anything, so a refused spec leaves no trace.
-        for leaf in spec.input.walk() if spec.input else ():
-            if isinstance(leaf, CronInput):
-                continue
-            ref = RepoRef(leaf.project, leaf.repo)
-            if dry_run and ref in coming:
-                continue
-            try:
-                pfs.inspect_repo(ref)
-            except NotFound:
-                raise NotFound(f"pipeline {spec.name}: input repo {ref} not found; create it first"
-                               f" ('tusk create repo {ref}')") from None
-        if dry_run:
-            return self._info_of_spec(spec)
-        now = time.time()
-        # The salt survives updates (processed datums stay skipped); a reprocess always draws a
-        # new one, even when the spec carries the old salt (e.g. from 'inspect pipeline').
-        if reprocess:
-            salt = uuid.uuid4().hex
-        else:
-            salt = spec.salt or (existing.salt if existing is not None else uuid.uuid4().hex)
-        effective = spec.to_dict()
-        effective["salt"] = salt
-        provenance = self.input_branches(spec, create=True)
-        with self.b.db.tx() as conn:
-            if existing is None:
-                pid = conn.execute(s.pipelines.insert().values(
-                    project=spec.project, name=spec.name, version=1, spec=json.dumps(effective),
-                    user_spec=json.dumps(spec.user_doc), salt=salt, state="running", reason="",
-                    created_at=now, updated_at=now)).inserted_primary_key[0]
-            else:
-                pid = existing.id
-                conn.execute(sql_update(s.pipelines).where(s.pipelines.c.id == existing.id).values(
-                    version=existing.version + 1, spec=json.dumps(effective),
-                    user_spec=json.dumps(spec.user_doc), salt=salt, updated_at=now))
-                # Jobs of the old version that have not finished are superseded.
-                conn.execute(sql_update(s.jobs).where(
-                    s.jobs.c.pipeline_id == existing.id,
-                    s.jobs.c.state.in_(["CREATED", "STARTING", "RUNNING"])).values(
-                    state="KILLED", reason="superseded by a pipeline update", finished_at=now))
-            conn.execute(s.pipeline_versions.insert().values(
-                pipeline_id=pid, version=1 if existing is None else existing.version + 1,
-                spec=json.dumps(effective), user_spec=json.dumps(spec.user_doc), salt=salt,
-                created_at=now))
-        if existing is None:
-            pfs.create_repo(out_ref, spec.description, update=True)
-        branches = {b.name: b for b in pfs.list_branches(out_ref)}
-        old = branches.get(spec.output_branch)
-        if existing is not None and existing.state == "paused":
-            pass  # the stopped flag survives updates: 'start pipeline' makes the next job
-        elif old is not None and spec.pipeline_type != "transform":
-            pass  # a spout's or service's output has no jobs: the supervisor restarts the process
-        elif old is None or set(old.provenance) != {f"{r}@{b}" for r, b in provenance}:
-            # New provenance gives the branch a new head commit: the job for this version.
-            pfs.create_branch(out_ref, spec.output_branch, provenance=provenance, set_id=set_id)
-        else:
-            pfs.trigger_branch(out_ref, spec.output_branch, set_id=set_id)
-        if existing is not None:
-            self._kill_open_commits(existing.id)
-        return self.inspect_pipeline(spec.name, spec.project)
+        from tusk.pps.create import create_pipeline
 
-    def input_branches(self, spec: PipelineSpec, create: bool = False) -> list[tuple[RepoRef, str]]:
-        """The (repo, branch) pairs a pipeline's output branch has as provenance. ``create``
-        makes missing cron repos and input branches (empty heads, so the first job can run)."""
-        provenance: list[tuple[RepoRef, str]] = []
-        for leaf in spec.input.walk() if spec.input else ():
-            ref = RepoRef(leaf.project, leaf.repo)
-            branch = "master" if isinstance(leaf, CronInput) else leaf.branch
-            if create and isinstance(leaf, CronInput) and not self._repo_exists(ref):
-                self.pfs.create_repo(ref, f"cron ticks for pipeline {spec.name}")
-            if create and getattr(leaf, "trigger", None):  # input.pfs.trigger: PFS moves `branch`
-                self.pfs.set_trigger_from_spec(ref, branch, leaf.trigger)
-            if create and not any(b.name == branch for b in self.pfs.list_branches(ref)):
-                self.pfs.create_branch(ref, branch)
-            if (ref, branch) not in provenance:
-                provenance.append((ref, branch))
-        if spec.pipeline_type != "transform":
-            # Spouts and services run as supervised processes (supervisor.py), not jobs: input
-            # commits must not open output commits that no job would ever finish.
-            return []
-        return provenance
-
-    def _kill_open_commits(self, pipeline_id: int) -> None:
-        """Finish the open output commits of superseded jobs with an error."""
-        with self.b.db.tx() as conn:
-            rows = conn.execute(select(s.jobs.c.commit_pk).where(
-                s.jobs.c.pipeline_id == pipeline_id, s.jobs.c.state == "KILLED",
-                s.jobs.c.reason == "superseded by a pipeline update")).scalars().all()
-            for pk in rows:
-                state = conn.execute(select(s.commits.c.state).where(s.commits.c.id == pk)).scalar()
-                if state == "open":
-                    self.pfs.seal_commit(conn, pk, None, 0, 0, "superseded by a pipeline update")
+        return create_pipeline(self, spec, update, reprocess, dry_run, coming, set_id)
 
     def _repo_exists(self, ref: RepoRef) -> bool:
         try:

@@ -43,6 +43,7 @@ from tusk.pps.spec_fields import (
     type_name,
 )
 from tusk.pps.spec_files import check_shape, load_spec_documents
+from tusk.pps.spec_graph import check_file
 from tusk.pps.spec_inputs import (
     CronInput,
     CrossInput,
@@ -405,10 +406,13 @@ def _transform(t: dict[str, Any] | None) -> Transform:
 def parse_specs(
     text: str, source: str = "<spec>", default_project: str = "default"
 ) -> list[PipelineSpec]:
-    """Load and parse every spec in a file. With several, errors name the spec: "f.yaml (spec 2)"."""
+    """Load and parse every spec in a file. With several, errors name the spec: "f.yaml (spec 2)";
+    errors of the file as a whole (a pipeline named twice, a cycle) name the file."""
     docs = load_spec_documents(text, source)
     if len(docs) == 1:
-        return [parse_spec(docs[0], source, default_project)]
-    return [
-        parse_spec(doc, f"{source} (spec {i})", default_project) for i, doc in enumerate(docs, 1)
-    ]
+        specs = [parse_spec(docs[0], source, default_project)]
+    else:
+        specs = [parse_spec(doc, f"{source} (spec {i})", default_project)
+                 for i, doc in enumerate(docs, 1)]
+    check_file(specs, source)  # no pipeline twice, no cycle among them
+    return specs

@@ -20,8 +20,8 @@ set and one job. Here:
   commit reaches the downstream pipeline before its own update applies, so that one gets a job
   that its update then supersedes, with an errored commit in the set.
 
-Pipeline creation spans several metadata transactions (the spec row, the output repo, its
-branch), so, unlike the PFS part, it is not applied atomically with the rest. The check just
+Each pipeline change is one metadata transaction of its own (``create.py``), but the changes
+are not applied atomically with the PFS part. The check just
 before finishing makes a failure there unlikely: it needs someone else to create a clashing
 repo or pipeline in the moment between the check and the apply. If it happens, the error names
 the pipeline, and the PFS part of the transaction stays applied.
@@ -162,8 +162,11 @@ def _refuse_deleted_inputs(pps: PpsService, tid: str, spec: PipelineSpec) -> Non
 def _check(pps: PpsService, changes: list[tuple[PipelineSpec, bool, bool]],
            repos: set[RepoRef]) -> None:
     """Dry-run each change in order, as if the ones before it (and the queued repos) existed."""
+    from tusk.pps.create import check as check_one
+
     created: set[RepoRef] = set()  # output repos of the pipelines created so far
     coming = set(repos)
+    before: list[PipelineSpec] = []  # the changes checked so far: the cycle check counts them
     for spec, update, _reprocess in changes:
         out = RepoRef(spec.project, spec.name)
         if out in created:
@@ -171,12 +174,14 @@ def _check(pps: PpsService, changes: list[tuple[PipelineSpec, bool, bool]],
                 raise AlreadyExists(f"pipeline {spec.name} is already created by this transaction;"
                                     " use 'tusk update pipeline' to change its spec")
             # An update of a pipeline the transaction creates: check the spec as a create.
-            pps.create_pipeline(spec, dry_run=True, coming=frozenset(coming - {out}))
+            check_one(pps, spec, False, True, frozenset(coming - {out}), tuple(before))
+            before.append(spec)
             continue
         if not update and out in repos:
             raise AlreadyExists(f"this transaction creates repo {out}; a pipeline's output repo"
                                 " takes the pipeline's name")
-        pps.create_pipeline(spec, update=update, dry_run=True, coming=frozenset(coming))
+        check_one(pps, spec, update, True, frozenset(coming), tuple(before))
+        before.append(spec)
         if not update:
             created.add(out)
             coming.add(out)
