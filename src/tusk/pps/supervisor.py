@@ -62,6 +62,7 @@ from tusk.pfs.service import PfsService
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import CronInput
 from tusk.pps.workspace import ContentCache, materialize
+from tusk.procinfo import proc_stat
 from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
 
@@ -91,20 +92,8 @@ def log_file(root: Path, project: str, name: str) -> Path:
 # -- processes by pid and start time (Linux /proc) ---------------------------------------------
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, process group, start time in clock ticks since boot) of a process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[2]), int(fields[19])
-
-
 def start_time(pid: int) -> int:
-    st = _stat(pid)
+    st = proc_stat(pid)
     return st[2] if st is not None else 0
 
 
@@ -115,7 +104,7 @@ def _group_running(pgid: int, since: int) -> bool:
     leader with another start time means our group is gone, and members of a group whose
     leader has exited are still ours.
     """
-    leader = _stat(pgid)
+    leader = proc_stat(pgid)
     if leader is not None:
         if leader[2] != since:
             return False
@@ -126,7 +115,7 @@ def _group_running(pgid: int, since: int) -> bool:
     except OSError:
         return False
     for pid in pids:
-        st = _stat(pid)
+        st = proc_stat(pid)
         if st is not None and st[1] == pgid and st[0] not in ("Z", "X") and pid != pgid:
             return True
     return False

@@ -86,19 +86,6 @@ class Limits:
     out: int | None = None
     source: str = "default"  # said in reasons: "resource_limits.memory" or the default's name
 
-    def describe(self) -> str:
-        parts = []
-        if self.memory:
-            parts.append(f"memory {human(self.memory)}")
-        if self.pids:
-            parts.append(f"{self.pids} processes")
-        if self.cpu:
-            parts.append(f"cpu {self.cpu:g}")
-        if self.tmp:
-            parts.append(f"/tmp {human(self.tmp)}")
-        if self.out:
-            parts.append(f"/pfs/out {human(self.out)}")
-        return ", ".join(parts)
 
 
 def _env_quantity(name: str, default: float | None) -> float | None:

@@ -25,21 +25,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tusk.procinfo import proc_stat
+
 _TOKEN = re.compile(r"^w(\d+)\.(\d+)$")
 _cache: tuple[int, str] | None = None
 
 
 def _start_time(pid: int) -> int | None:
     """The start time of process ``pid`` in clock ticks since boot, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself hold spaces or parentheses.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return int(fields[19])  # field 22 of proc(5), counted from field 3 here
-
+    st = proc_stat(pid)
+    return None if st is None else st[2]
 
 def owner_token(pid: int | None = None) -> str:
     """The token naming this process (or ``pid``) as an owner: ``w<pid>.<start time>``."""
