@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -75,24 +77,36 @@ def test_spec_limits_override_the_defaults(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.skipif(_cgroup_bases() is None, reason="no cgroup tusk may create here")
-def test_cpu_and_memory_go_to_a_cgroup_that_is_reused() -> None:
-    c = Confinement(Limits(memory=64 * 2**20, pids=10, cpu=0.5), {})
-    groups = dict(c.groups)
-    try:
-        if "cpu" in groups:
-            assert (groups["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
-        if "memory" in groups:
-            limit = int((groups["memory"] / "memory.limit_in_bytes").read_text())
-            assert limit == 64 * 2**20
-    finally:
-        c.close()
-    again = Confinement(Limits(memory=None, pids=10, cpu=0.5), {})
-    try:
-        assert again.groups == groups  # the pooled group, with the new (unbounded) memory
-        if "memory" in groups:
+def test_a_slot_threads_cgroups_are_made_once_and_take_new_bounds() -> None:
+    # In a thread of its own: the thread joins the cgroups, as a controller's slot does.
+    seen: list[object] = []
+
+    def slot() -> None:
+        try:
+            c = Confinement(Limits(memory=64 * 2**20, pids=10, cpu=0.5), {})
+            groups = dict(c.groups)
+            if "cpu" in groups:
+                assert (groups["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+            assert int((groups["memory"] / "memory.limit_in_bytes").read_text()) == 64 * 2**20
+            assert (groups["pids"] / "pids.max").read_text().strip() == "11"  # + the thread
+            out = subprocess.run(["cat", "/proc/self/cgroup"], capture_output=True, text=True,
+                                 check=True)
+            assert any(str(g).endswith(line.split(":")[2]) for g in groups.values()
+                       for line in out.stdout.splitlines() if ":memory:" in line)
+            c.close()
+            again = Confinement(Limits(memory=None, pids=10), {})
+            assert again.groups == groups  # the same groups, with the new (unbounded) memory
             assert int((groups["memory"] / "memory.limit_in_bytes").read_text()) > 2**40
-    finally:
-        again.close()
+            again.close()
+            seen.append("ok")
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+            seen.append(e)
+
+    t = threading.Thread(target=slot)
+    t.start()
+    t.join()
+    if seen[0] != "ok":
+        raise seen[0]  # type: ignore[misc]
 
 
 def test_directories_over_their_bound_are_named(tmp_path: Path) -> None:

@@ -183,47 +183,36 @@ class Confinement:
     Made before the process starts; ``attach(pid)`` before the user's code runs (the sandbox
     holds it at a gate meanwhile); ``check()`` while it runs; ``verdict(...)`` once it exited;
     ``close()`` always.
+
+    With cgroup v1 the cgroups belong to the *thread* that runs datums (a slot): the thread is
+    moved into them once, and every process it starts is born inside, so no datum pays for a
+    migration (a few ms each) and none can run a moment unbounded. A thread that is in a
+    cgroup counts as one of its tasks, hence ``pids + 1``. With v2 (where a process's threads
+    share one cgroup), each attempt gets a cgroup of its own and its first process is moved in.
     """
 
     def __init__(self, limits: Limits, dirs: dict[str, Path]) -> None:
         self.limits = limits
         self.dirs = dirs  # directory -> what it is called in reasons ("/tmp", "/pfs/out")
         self.groups: dict[str, Path] = {}
+        self._own = False  # the groups were made for this attempt (v2), not the thread's
         self._base: dict[str, int] = {}
         self.over = ""  # set by check() when a directory grew past its bound
         self._next_check = time.monotonic() + CHECK_EVERY
         bases = _cgroup_bases()
-        if bases is not None:
-            self._make_groups(bases)
-
-    def _make_groups(self, bases: dict[str, Path]) -> None:
-        lim = self.limits
-        ctrls = frozenset(c for c in bases if c != "cpu" or lim.cpu)
+        if bases is None:
+            return
         try:
-            self.groups = _take(bases, ctrls)
+            if "v2" in bases:
+                self.groups, self._own = _make(bases), True
+            else:
+                self.groups = _thread_groups(bases)
             for ctrl, g in self.groups.items():
-                if _applied.get(g) != lim:  # a reused group keeps what it was given
-                    _applied.pop(g, None)
-                    _set_limits(ctrl, g, lim)
-                    _applied[g] = lim
+                _set_limits(ctrl, g, limits, self._own)
             # Counters only grow: what this attempt did is the difference from now.
             self._base = {str(f): _v1_counter(f, key) for f, key in self._counters()}
         except OSError:
-            self._remove_groups()  # half-made: fall back to rlimits for this attempt
-
-    def _counters(self) -> list[tuple[Path, str]]:
-        out = []
-        if "memory" in self.groups:
-            out.append((self.groups["memory"] / "memory.oom_control", "oom_kill"))
-        if "pids" in self.groups:
-            out.append((self.groups["pids"] / "pids.events", "max"))
-        if "v2" in self.groups:
-            out += [(self.groups["v2"] / "memory.events", "oom_kill"),
-                    (self.groups["v2"] / "pids.events", "max")]
-        return out
-
-    def _grew(self, f: Path, key: str) -> bool:
-        return _v1_counter(f, key) > self._base.get(str(f), 0)
+            self._drop()  # fall back to rlimits for this attempt
 
     @property
     def uses_cgroups(self) -> bool:
@@ -232,8 +221,9 @@ class Confinement:
     def attach(self, pid: int) -> None:
         """Put ``pid`` (not yet running user code) under the bounds; its children inherit."""
         lim = self.limits
-        for g in self.groups.values():
-            (g / "cgroup.procs").write_text(str(pid))
+        if self._own:
+            for g in self.groups.values():
+                (g / "cgroup.procs").write_text(str(pid))
         pairs: list[tuple[int, int]] = [(resource.RLIMIT_CORE, 0)]
         if self._file_bound():
             pairs.append((resource.RLIMIT_FSIZE, self._file_bound()))
@@ -262,18 +252,28 @@ class Confinement:
                 return self.over
         return ""
 
+    def _counters(self) -> list[tuple[Path, str]]:
+        out = []
+        if "memory" in self.groups:
+            out.append((self.groups["memory"] / "memory.oom_control", "oom_kill"))
+        if "pids" in self.groups:
+            out.append((self.groups["pids"] / "pids.events", "max"))
+        if "v2" in self.groups:
+            out += [(self.groups["v2"] / "memory.events", "oom_kill"),
+                    (self.groups["v2"] / "pids.events", "max")]
+        return out
+
     def verdict(self, returncode: int | None, stderr_tail: list[str]) -> str:
         """Which bound ended a failed attempt, in words; "" when none did."""
         if self.over:
             return self.over
-        lim = self.limits
         for f, key in self._counters():
-            if self._grew(f, key):
+            if _v1_counter(f, key) > self._base.get(str(f), 0):
                 return self._memory() if key == "oom_kill" else self._pids()
         if returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ):
             return f"a file it wrote reached the file size limit of {human(self._file_bound())}"
         tail = "\n".join(stderr_tail)
-        if not self.groups and lim.memory and any(
+        if not self.groups and self.limits.memory and any(
                 s in tail for s in ("MemoryError", "Cannot allocate memory", "bad_alloc",
                                     "out of memory")):
             return self._memory() + " (as address space)"
@@ -300,69 +300,76 @@ class Confinement:
         return f"the default; set resource_limits or {env} to change it"
 
     def close(self) -> None:
-        """Give the cgroups back for the next attempt (or remove them if something lingers)."""
-        if self.groups and all(_empty(g) for g in self.groups.values()):
-            with _POOL_LOCK:
-                pool = _POOL.setdefault(frozenset(self.groups), [])
-                if len(pool) < _POOL_MAX:
-                    pool.append(self.groups)
-                    self.groups = {}
-                    return
-        self._remove_groups()
-
-    def _remove_groups(self) -> None:
+        """Kill whatever the attempt left running in its cgroups (a background process of the
+        process runner, say), and remove cgroups made for this attempt alone."""
+        me = str(threading.get_native_id())
         for g in self.groups.values():
-            _applied.pop(g, None)
-            for _ in range(50):  # a killed tree can take a moment to leave its cgroup
-                try:
-                    g.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        break
-                    _kill_members(g)
-                    time.sleep(0.02)
+            _kill_members(g, spare=me)
+        if self._own:
+            for g in self.groups.values():
+                _rmdir(g)
+        self.groups = {}
+
+    def _drop(self) -> None:
+        if self._own:
+            for g in self.groups.values():
+                _rmdir(g)
         self.groups = {}
 
 
-# Per-attempt cgroups are reused: making and removing two of them costs ~1 ms a datum.
-_POOL: dict[frozenset[str], list[dict[str, Path]]] = {}
-_POOL_LOCK = threading.Lock()
-_POOL_MAX = 64
-_applied: dict[Path, Limits] = {}  # the bounds a pooled group was last given
+_THREADS = threading.local()
+_THREADS_LOCK = threading.Lock()
+_applied: dict[Path, tuple[Limits, bool]] = {}  # the bounds a cgroup was last given
 
 
-def _take(bases: dict[str, Path], ctrls: frozenset[str]) -> dict[str, Path]:
-    with _POOL_LOCK:
-        pool = _POOL.get(ctrls)
-        if pool:
-            return pool.pop()
-    name = f"d{next(_counter)}"
-    made: dict[str, Path] = {}
-    try:
-        for ctrl in sorted(ctrls):
-            g = bases[ctrl] / name
-            g.mkdir()
-            made[ctrl] = g
-    except OSError:
-        for g in made.values():
-            try:
-                g.rmdir()
-            except OSError:
-                pass
-        raise
-    return made
+def _thread_groups(bases: dict[str, Path]) -> dict[str, Path]:
+    """The calling thread's own cgroups (v1), made and entered on first use.
+
+    Groups of threads that have exited are removed on the way (they are empty by then), so a
+    long-lived controller does not collect one per thread it ever ran.
+    """
+    groups: dict[str, Path] | None = getattr(_THREADS, "groups", None)
+    if groups is not None:
+        return groups
+    tid = threading.get_native_id()
+    with _THREADS_LOCK:
+        for base in bases.values():
+            for old in base.glob("t*"):
+                if old.is_dir() and not _members(old):
+                    _rmdir(old, tries=1)
+                    _applied.pop(old, None)
+        groups = {}
+        try:
+            for ctrl, base in bases.items():
+                g = base / f"t{tid}-{next(_counter)}"
+                g.mkdir()
+                groups[ctrl] = g
+                (g / "tasks").write_text(str(tid))
+        except OSError:
+            for g in groups.values():
+                _rmdir(g, tries=1)
+            raise
+    _THREADS.groups = groups
+    return groups
 
 
-def _set_limits(ctrl: str, g: Path, lim: Limits) -> None:
-    """Write every bound of ``ctrl`` (unbounded ones too: a reused group has old values)."""
+def _make(bases: dict[str, Path]) -> dict[str, Path]:
+    g = bases["v2"] / f"d{os.getpid()}-{next(_counter)}"
+    g.mkdir()
+    return {"v2": g}
+
+
+def _set_limits(ctrl: str, g: Path, lim: Limits, own: bool) -> None:
+    """Write every bound of ``ctrl`` (unbounded ones too: a thread's group keeps old values)."""
+    if _applied.get(g) == (lim, own):
+        return
+    _applied.pop(g, None)
+    pids = (lim.pids + (0 if own else 1)) if lim.pids else None  # the thread is a task too
     if ctrl == "v2":
         (g / "memory.max").write_text(str(lim.memory) if lim.memory else "max")
         if (g / "memory.swap.max").exists():
             (g / "memory.swap.max").write_text("0" if lim.memory else "max")  # no escape to swap
-        (g / "pids.max").write_text(str(lim.pids) if lim.pids else "max")
+        (g / "pids.max").write_text(str(pids) if pids else "max")
         if (g / "cpu.max").exists():
             (g / "cpu.max").write_text(f"{int(lim.cpu * 100000)} 100000" if lim.cpu else "max")
     elif ctrl == "memory":
@@ -380,18 +387,33 @@ def _set_limits(ctrl: str, g: Path, lim: Limits) -> None:
             sw.write_text(value)
             mem.write_text(value)
     elif ctrl == "pids":
-        (g / "pids.max").write_text(str(lim.pids) if lim.pids else "max")
+        (g / "pids.max").write_text(str(pids) if pids else "max")
     elif ctrl == "cpu":
         (g / "cpu.cfs_period_us").write_text("100000")
         (g / "cpu.cfs_quota_us").write_text(str(max(1000, int(lim.cpu * 100000))) if lim.cpu
                                             else "-1")
+    _applied[g] = (lim, own)
 
 
-def _empty(g: Path) -> bool:
+def _members(g: Path) -> list[str]:
     try:
-        return not (g / "cgroup.procs").read_text().strip()
+        return (g / "tasks").read_text().split()
     except OSError:
-        return False
+        return []
+
+
+def _rmdir(g: Path, tries: int = 50) -> None:
+    for _ in range(tries):  # a killed tree can take a moment to leave its cgroup
+        try:
+            g.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                return
+            _kill_members(g)
+            time.sleep(0.02)
 
 
 def _remove_stale(parent: Path) -> None:
@@ -419,21 +441,22 @@ def _remove_tree(base: Path) -> None:
         for child in base.iterdir():
             if child.is_dir():
                 _kill_members(child)
-                try:
-                    child.rmdir()
-                except OSError:
-                    pass
+                _rmdir(child, tries=5)
         base.rmdir()
     except OSError:
         pass
 
 
-def _kill_members(group: Path) -> None:
+def _kill_members(group: Path, spare: str = "") -> None:
+    """SIGKILL every task of ``group`` that is not a thread of this process (the slot thread
+    that owns the group, and threads it started, are members too)."""
     try:
-        pids = (group / "cgroup.procs").read_text().split()
+        ours = set(os.listdir("/proc/self/task"))
     except OSError:
-        return
-    for pid in pids:
+        ours = set()
+    for pid in _members(group):
+        if pid == spare or pid in ours:
+            continue
         try:
             os.kill(int(pid), signal.SIGKILL)
         except (ProcessLookupError, ValueError, PermissionError):

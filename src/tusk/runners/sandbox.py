@@ -108,11 +108,12 @@ class SandboxRunner:
             # Without setpriv the code stays root in uid, but with no capability at all.
             return [*args, "--cap-drop", "ALL", "--", *inv.cmd]
         # Root: the mounts are made by root with no user namespace, so nothing inside can
-        # ever change them; setpriv then gives up root for good (no_new_privs is set by bwrap,
-        # so no set-uid program can take it back).
+        # ever change them; setpriv then gives up root for good. Changing to a non-zero uid
+        # clears the permitted and effective capabilities, and no_new_privs (set by bwrap)
+        # keeps set-uid programs and file capabilities from giving any back.
         return [*args, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                "--", setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                "--inh-caps=-all", "--", *inv.cmd]
+                "--", setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                *inv.cmd]
 
     def prepare(self, ws: Workspace) -> None:
         """Make the writable directories writable by the sandbox's user."""
