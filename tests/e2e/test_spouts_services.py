@@ -116,12 +116,15 @@ def spout(name: str, script: str, **transform: Any) -> dict[str, Any]:
 
 def test_spout_feeds_downstream_and_stops(sp: Pipes) -> None:
     p = sp
+    # The controller's credentials are not the spout's (it gets the user's environment).
+    p.t.env["AWS_SECRET_ACCESS_KEY"] = "sekrit"
     puts = ("for i in 1 2 3; do echo $i | tusk put file spouty@master:/f$i -f -; sleep 0.5; done;"
+            " echo ${AWS_SECRET_ACCESS_KEY:-none} | tusk put file spouty@master:/key -f -;"
             " sleep 1000")
     p.create(spout("spouty", puts))
     p.create(spec("copy", pfs_input("spouty", "/*"), bash("cp $spouty /pfs/out/")))
 
-    want = {"/f1": "1\n", "/f2": "2\n", "/f3": "3\n"}
+    want = {"/f1": "1\n", "/f2": "2\n", "/f3": "3\n", "/key": "none\n"}
     wait_for(lambda: p.text_tree("copy@master") == want, "the copies of the spout's 3 files",
              every=0.5)
     assert p.text_tree("spouty@master") == want

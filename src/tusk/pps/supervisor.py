@@ -44,7 +44,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -429,12 +428,15 @@ class Supervisor:
             if ports and ports.get(field) is not None:
                 env[var] = str(ports[field])
         if w.kind == "spout":
-            # Plain process, whole host environment: it writes into the root with the CLI.
-            bindir = os.path.dirname(sys.executable)
-            path = t.env.get("PATH") or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-            env["PATH"] = bindir + os.pathsep + path
+            # A plain process that writes into the root with the CLI (TUSK_ROOT above), as a
+            # Pachyderm spout without auth reaches all of pachd. It gets the user's
+            # environment, not the controller's: no token, database URL or object-store key.
+            from tusk.runners.user_env import session_env, tusk_shim, user_path
+
+            base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
+                    "PATH": user_path(tusk_shim())}
             env["TMPDIR"] = str(ws.tmp)
-            return list(t.cmd), {**os.environ, **env}, t.working_dir or str(ws.root), ()
+            return list(t.cmd), {**base, **env}, t.working_dir or str(ws.root), ()
         heads = self._heads(w.spec)
         names: list[str] = []
         for name, cid, entries in heads:
