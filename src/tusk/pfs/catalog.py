@@ -184,6 +184,7 @@ class CatalogMixin:
         conn.execute(delete(bp).where(bp.c.branch_id.in_(branch_ids) | bp.c.upstream_id.in_(branch_ids)))
         conn.execute(delete(cp).where(cp.c.commit_pk.in_(commit_pks) | cp.c.upstream_pk.in_(commit_pks)))
         conn.execute(delete(s.staging).where(s.staging.c.commit_pk.in_(commit_pks)))
+        conn.execute(delete(s.output_listings).where(s.output_listings.c.commit_pk.in_(commit_pks)))
         conn.execute(delete(s.branch_triggers).where(s.branch_triggers.c.repo_id == repo_id))
         # Queued transaction work on a repo that is gone has nothing left to apply to.
         conn.execute(delete(s.transaction_ops).where(s.transaction_ops.c.repo_id == repo_id))

@@ -357,24 +357,9 @@ class CommitsMixin(CatalogMixin):
         ids = list(pks)
         conn.execute(delete(cp).where(cp.c.commit_pk.in_(ids) | cp.c.upstream_pk.in_(ids)))
         conn.execute(delete(s.staging).where(s.staging.c.commit_pk.in_(ids)))
+        conn.execute(delete(s.output_listings).where(s.output_listings.c.commit_pk.in_(ids)))
         conn.execute(delete(s.commits).where(s.commits.c.id.in_(ids)))
 
     def _repo_label(self, conn: Connection, row: Row) -> str:
         r = conn.execute(select(s.repos).where(s.repos.c.id == row.repo_id)).one()
         return str(RepoRef(r.project, r.name))
-
-    # -- used by pipelines --------------------------------------------------------------------
-
-    def seal_commit(self, conn: Connection, commit_pk: int, root: bytes | None, size: int, count: int,
-                    error: str = "") -> None:
-        """Finish an open commit with a tree built elsewhere (a job's output), in ``conn``'s tx."""
-        res = conn.execute(
-            update(s.commits).where(s.commits.c.id == commit_pk, s.commits.c.state == OPEN).values(
-                state=FINISHED, finished_at=time.time(), tree=root, size_bytes=size,
-                file_count=count, error=error)
-        )
-        if res.rowcount != 1:
-            raise FailedPrecondition("the output commit was finished or deleted while the job ran")
-        staging.clear(conn, commit_pk)
-        if not error:  # a branch may trigger on a pipeline's output branch
-            self._fire_triggers_on_finish(conn, commit_pk, time.time())

@@ -94,6 +94,10 @@ def _mark(conn: Connection, missing: list[str] | None = None) -> tuple[set[bytes
                 chunks.update(c[0] for c in entry[3])
     for blob in conn.execute(select(s.staging.c.entry).where(s.staging.c.entry.is_not(None))).scalars():
         chunks.update(c[0] for c in msgpack.unpackb(blob, raw=False)[3])
+    # Listings datums handed in to an open output commit (pfs/output.py) name their content too.
+    for blob in conn.execute(select(s.output_listings.c.entries)).scalars():
+        for entry in msgpack.unpackb(blob, raw=False):
+            chunks.update(c[0] for c in entry[3])
     return nodes, chunks
 
 

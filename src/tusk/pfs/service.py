@@ -11,6 +11,7 @@ from pathlib import Path
 from tusk.pfs.files import FilesMixin
 from tusk.pfs.fsck import fsck
 from tusk.pfs.gc import FsckReport, GcStats, collect_garbage
+from tusk.pfs.output import Output
 from tusk.pfs.transactions import TransactionsMixin
 from tusk.storage.backend import Backend, open_backend
 
@@ -18,6 +19,7 @@ from tusk.storage.backend import Backend, open_backend
 class PfsService(TransactionsMixin, FilesMixin):
     def __init__(self, backend: Backend) -> None:
         self.b = backend
+        self.output = Output(backend, self.view, self._fire_triggers_on_finish)
 
     @classmethod
     def open(cls, root: Path | None = None) -> PfsService:

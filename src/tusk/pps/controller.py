@@ -17,8 +17,9 @@ import threading
 import time
 import traceback
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Connection, select, update
 
+from tusk.pfs.output import PendingOutput
 from tusk.pfs.service import PfsService
 from tusk.pps.jobs import JobRunner
 from tusk.pps.launch import handover_requested, has_cron_triggers, release, try_lock
@@ -103,33 +104,38 @@ class Controller:
                 return
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 state="FAILURE", reason=reason, finished_at=time.time()))
-            open_ = conn.execute(select(s.commits.c.state).where(
-                s.commits.c.id == job.commit_pk)).scalar() == "open"
-            if open_:
-                self.pfs.seal_commit(conn, job.commit_pk, None, 0, 0, reason)
+            self.pfs.output.fail(conn, job.commit_pk, reason)
 
     def _create_jobs(self, dry: bool = False) -> bool:
-        c, p, r = s.commits, s.pipelines, s.repos
         with self.b.db.read() as conn:
-            rows = conn.execute(
-                select(c.c.id, c.c.commit_id, p.c.id.label("pid"), p.c.version)
-                .select_from(c.join(r, c.c.repo_id == r.c.id).join(
-                    p, and_(p.c.project == r.c.project, p.c.name == r.c.name)))
-                .where(c.c.state == "open", c.c.origin == "AUTO", p.c.state == "running",
-                       ~select(s.jobs.c.id).where(s.jobs.c.commit_pk == c.c.id).exists())
-                .order_by(c.c.id)
-            ).all()
+            rows = self._jobless_outputs(conn)
         if dry or not rows:
             return bool(rows)
         now = time.time()
         with self.b.db.tx() as conn:
-            for row in rows:
+            for out, (pid, version) in rows:
                 self.b.db.insert_ignore(conn, s.jobs, [{
-                    "pipeline_id": row.pid, "job_id": row.commit_id, "version": row.version,
-                    "commit_pk": row.id, "state": "CREATED", "reason": "", "processed": 0,
+                    "pipeline_id": pid, "job_id": out.commit_id, "version": version,
+                    "commit_pk": out.commit_pk, "state": "CREATED", "reason": "", "processed": 0,
                     "skipped": 0, "failed": 0, "recovered": 0, "total": 0, "datum_map": None,
                     "created_at": now, "started_at": None, "finished_at": None}])
         return True
+
+    def _jobless_outputs(self, conn: Connection) -> list[tuple[PendingOutput, tuple[int, int]]]:
+        """Open output commits of running pipelines that have no job yet, oldest first, each
+        with its pipeline's (id, version)."""
+        pending = self.pfs.output.open_commits(conn)
+        if not pending:
+            return []
+        p, j = s.pipelines, s.jobs
+        running = {(r.project, r.name): (r.id, r.version) for r in conn.execute(
+            select(p.c.id, p.c.project, p.c.name, p.c.version).where(p.c.state == "running"))}
+        mine = [o for o in pending if (o.project, o.repo) in running]
+        pks = [o.commit_pk for o in mine]
+        have: set[int] = set()
+        for i in range(0, len(pks), 500):
+            have.update(conn.execute(select(j.c.commit_pk).where(j.c.commit_pk.in_(pks[i:i + 500]))).scalars())
+        return [(o, running[(o.project, o.repo)]) for o in mine if o.commit_pk not in have]
 
     def _runnable(self, dry: bool = False) -> list:  # type: ignore[type-arg]
         """Each pipeline's oldest unfinished job whose inputs are all finished. A job whose
@@ -160,22 +166,17 @@ class Controller:
         return ready
 
     def _inputs_ready(self, conn, job) -> bool | str:  # type: ignore[no-untyped-def]
-        c, cp, r = s.commits, s.commit_provenance, s.repos
-        ups = conn.execute(
-            select(c.c.state, c.c.error, c.c.commit_id, r.c.name)
-            .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(r, c.c.repo_id == r.c.id))
-            .where(cp.c.commit_pk == job.commit_pk)
-        ).all()
-        for up in ups:
+        ups = self.pfs.output.input_commits(conn, job.commit_pk)
+        for repo, up in ups:
             if up.state == "finished" and up.error:
-                return f"upstream commit {up.name}@{up.commit_id} failed: {up.error}"
-        return all(up.state == "finished" for up in ups)
+                return f"upstream commit {repo.name}@{up.commit_id} failed: {up.error}"
+        return all(up.state == "finished" for _repo, up in ups)
 
     def _unrunnable(self, job, reason: str) -> None:  # type: ignore[no-untyped-def]
         with self.b.db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 state="UNRUNNABLE", reason=reason, finished_at=time.time()))
-            self.pfs.seal_commit(conn, job.commit_pk, None, 0, 0, reason)
+            self.pfs.output.fail(conn, job.commit_pk, reason)
         self.say(f"job {job.job_id}: UNRUNNABLE: {reason}")
 
     def serve(self, idle: float = IDLE_SECONDS, lock_fd: int | None = None,

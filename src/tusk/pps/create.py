@@ -167,9 +167,7 @@ def _supersede_jobs(pps: PpsService, conn: Connection, pipeline_id: int, now: fl
     for job_pk, commit_pk in rows:
         conn.execute(sql_update(j).where(j.c.id == job_pk).values(
             state="KILLED", reason=SUPERSEDED, finished_at=now))
-        state = conn.execute(select(s.commits.c.state).where(s.commits.c.id == commit_pk)).scalar()
-        if state == "open":
-            pps.pfs.seal_commit(conn, commit_pk, None, 0, 0, SUPERSEDED)
+        pps.pfs.output.fail(conn, commit_pk, SUPERSEDED)
 
 
 def input_branches(spec: PipelineSpec) -> list[tuple[RepoRef, str]]:

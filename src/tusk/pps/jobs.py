@@ -28,6 +28,7 @@ import msgpack
 from sqlalchemy import Row, select, update
 
 from tusk.pfs import trees
+from tusk.pfs.merge import Listing
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
 from tusk.pps import logs
@@ -120,17 +121,8 @@ class JobRunner:
         a key: a commit made on ``staging`` and then made ``master``'s head (deferred
         processing) is what an input reading ``master`` sees.
         """
-        c, r, cp = s.commits, s.repos, s.commit_provenance
-        out: dict[tuple[str, str, str], tuple[str, trees.Tree]] = {}
         with self.b.db.read() as conn:
-            rows = conn.execute(
-                select(c, r.c.project, r.c.name.label("repo_name"))
-                .select_from(cp.join(c, cp.c.upstream_pk == c.c.id).join(r, c.c.repo_id == r.c.id))
-                .where(cp.c.commit_pk == commit_pk)
-            ).all()
-            for row in rows:
-                out[(row.project, row.repo_name, row.branch or "master")] = (
-                    row.commit_id, self.pfs.view(conn, row))
+            out = self.pfs.output.input_trees(conn, commit_pk)
         for leaf in leaves(node) if node is not None else ():
             key = (leaf.project, leaf.repo, leaf.branch)
             same_repo = [k for k in list(out) if k[:2] == key[:2]]
@@ -154,10 +146,6 @@ class JobRunner:
                 select(s.jobs).where(s.jobs.c.pipeline_id == job.pipeline_id, s.jobs.c.id < job.id,
                                      s.jobs.c.state == "SUCCESS").order_by(s.jobs.c.id.desc()).limit(1)
             ).first()
-            base_out_root = None
-            if base is not None:
-                base_out_root = conn.execute(
-                    select(s.commits.c.tree).where(s.commits.c.id == base.commit_pk)).scalar()
         spec = parse_spec(json.loads(pipe.spec), f"pipeline {pipe.name}")
         node = to_node(spec.input) if spec.input is not None else None
         inputs = self.input_trees(job.commit_pk, node)
@@ -224,6 +212,8 @@ class JobRunner:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 state="RUNNING", started_at=now, total=total, skipped=skipped,
                 processed=0, failed=0, recovered=0, salt=salt))
+        # The output commit the datums' listings are merged into, onto the base job's output.
+        output = self.pfs.output.open(job.commit_pk, None if base is None else base.commit_pk)
         self.say(f"job {pipe.name}@{job.job_id}: {total} datums, {len(to_run)} to run,"
                  f" {skipped} skipped")
 
@@ -238,55 +228,28 @@ class JobRunner:
             results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
             # Sealing closes the open small-file bundle, which fills in the chunk digests of the
             # outputs written into it: it must happen before those entries go into any tree.
-            chunk_rows, pack_rows = writer.seal()
+            content = writer.seal()
 
-            # -- build the output tree ----------------------------------------------------------
+            # -- the output: each datum's listing, merged onto the base by PFS -----------------
             retract = [d.id for d in to_run if d.id in base_runs] + gone
             outputs_of = self._outputs_of(retract, base_runs)
-            base_tree = trees.Tree(nodes, base_out_root)
-            ops: dict[str, trees.Op] = {}
-            for did in retract:
-                for path in outputs_of.get(did, ()):
-                    old = base_tree.get(path)
-                    if old is not None and old.datum == did:
-                        ops[path] = trees.Op(trees.DELETE)
-            reason = ""
-            writers: dict[str, str] = {}
+            listings = {did: Listing(did, (), tuple(outputs_of.get(did, ()))) for did in retract}
             for r in results:
-                if r.state != SUCCESS:
-                    continue
-                for e in r.outputs:
-                    other = writers.get(e.path)
-                    if other is not None and other != r.datum.id:
-                        reason = (f"duplicate path output by different datums: {e.path} was written by"
-                                  f" datums {other[:12]} and {r.datum.id[:12]}; write to unique paths"
-                                  " (e.g. /pfs/out/$PACH_DATUM_ID/...)")
-                        break
-                    writers[e.path] = r.datum.id
-                    if e.path not in ops:
-                        old = base_tree.get(e.path)
-                        if old is not None and old.datum != r.datum.id:
-                            reason = (f"duplicate path output by different datums: {e.path} was written"
-                                      f" by datums {old.datum[:12]} and {r.datum.id[:12]}")
-                            break
-                    ops[e.path] = trees.Op(trees.PUT, e)
-                if reason:
-                    break
+                if r.state == SUCCESS:
+                    before = listings.get(r.datum.id)
+                    listings[r.datum.id] = Listing(r.datum.id, tuple(r.outputs),
+                                                   before.retract if before is not None else ())
+            failure = ""
             failed = [r for r in results if r.state == FAILED]
-            if failed and not reason:
+            if failed:
                 first = failed[0]
-                reason = (f"{len(failed)} of {total} datum(s) failed; first: datum"
-                          f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
-                          f" {first.attempts} attempt(s): {first.reason}")
-            if deadline is not None and time.monotonic() > deadline and not reason:
-                reason = f"job_timeout of {spec.job_timeout:g}s exceeded"
-            out_res = trees.apply(nodes, base_out_root, sorted(ops.items()))
-            if not reason:
-                written = [p for p, op in ops.items() if op.kind != trees.DELETE]
-                try:
-                    self.pfs.check_collisions(out_res, base_tree, sorted(written))
-                except Exception as e:  # noqa: BLE001 - a collision fails the job, it is not a crash
-                    reason = str(e)
+                failure = (f"{len(failed)} of {total} datum(s) failed; first: datum"
+                           f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
+                           f" {first.attempts} attempt(s): {first.reason}")
+            if deadline is not None and time.monotonic() > deadline and not failure:
+                failure = f"job_timeout of {spec.job_timeout:g}s exceeded"
+            merged = output.prepare(listings.values(), failure)
+            reason = merged.error
 
             # -- the datum map ------------------------------------------------------------------
             map_ops: dict[str, trees.Op] = {}
@@ -307,16 +270,8 @@ class JobRunner:
                 current = conn.execute(select(s.jobs.c.state).where(s.jobs.c.id == job.id)).scalar()
                 if current != "RUNNING":
                     return current or "KILLED"  # stopped or deleted meanwhile
-                if pack_rows:
-                    conn.execute(s.packs.insert(), pack_rows)
-                db.insert_ignore(conn, s.chunks, chunk_rows)
-                all_nodes = {**out_res.nodes, **map_res.nodes}
-                db.insert_ignore(conn, s.tree_nodes, [{"hash": h, "data": d} for h, d in all_nodes.items()])
-                if state == "SUCCESS":
-                    self.pfs.seal_commit(conn, job.commit_pk, out_res.root, out_res.size, out_res.count)
-                else:
-                    base_size = base_tree.size
-                    self.pfs.seal_commit(conn, job.commit_pk, base_out_root, base_size, base_tree.count, reason)
+                # The job's datum map is a tree too: its nodes land with the output's.
+                output.seal(conn, merged, content, extra_nodes=map_res.nodes)
                 rows = [{
                     "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
                     "attempts": r.attempts, "reason": r.reason, "started_at": r.started,

@@ -42,8 +42,7 @@ def kill_jobs(pps: PpsService, conn: Connection, where, reason: str) -> int:  # 
     for job_pk, commit_pk in rows:
         conn.execute(update(j).where(j.c.id == job_pk).values(
             state="KILLED", reason=reason, finished_at=now))
-        if conn.execute(select(s.commits.c.state).where(s.commits.c.id == commit_pk)).scalar() == "open":
-            pps.pfs.seal_commit(conn, commit_pk, None, 0, 0, reason)
+        pps.pfs.output.fail(conn, commit_pk, reason)
     return len(rows)
 
 
@@ -66,12 +65,12 @@ def stop_pipeline(pps: PpsService, name: str, project: str) -> PipelineInfo:
             pps.pfs._set_provenance(conn, br.id, [])
             # Output commits made before the stop that no job has picked up yet would stay
             # open forever: finish them like the killed jobs' commits.
-            c = s.commits
-            waiting = conn.execute(select(c.c.id).where(
-                c.c.repo_id == br.repo_id, c.c.state == "open", c.c.origin == "AUTO",
-                ~select(s.jobs.c.id).where(s.jobs.c.commit_pk == c.c.id).exists())).scalars().all()
-            for pk in waiting:
-                pps.pfs.seal_commit(conn, pk, None, 0, 0, reason)
+            pending = [o.commit_pk for o in pps.pfs.output.open_commits(conn, RepoRef(pipe.project, pipe.name))]
+            taken = set(conn.execute(select(s.jobs.c.commit_pk).where(
+                s.jobs.c.pipeline_id == pipe.id)).scalars()) if pending else set()
+            for pk in pending:
+                if pk not in taken:
+                    pps.pfs.output.fail(conn, pk, reason)
         kill_jobs(pps, conn, s.jobs.c.pipeline_id == pipe.id, reason)
     return pps.inspect_pipeline(name, project)
 

@@ -126,6 +126,17 @@ staging = Table(
     Column("entry", LargeBinary, nullable=True),
 )
 
+# Per-datum output listings of an open output commit (``pfs/output.py``): what a datum wrote
+# (msgpack entries) and which of its earlier outputs go (msgpack paths), merged in at seal.
+output_listings = Table(
+    "output_listings",
+    metadata,
+    Column("commit_pk", Integer, primary_key=True),
+    Column("datum_id", String(64), primary_key=True),
+    Column("entries", LargeBinary, nullable=False),
+    Column("retract", LargeBinary, nullable=False),
+)
+
 tree_nodes = Table(
     "tree_nodes",
     metadata,
