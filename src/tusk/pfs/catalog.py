@@ -106,7 +106,7 @@ class CatalogMixin:
             return RepoInfo(ref.project, ref.repo, "user", description, time.time(), 0)
         with self.b.db.tx() as conn:
             self._project_row(conn, ref.project)
-            existing = self._find_repo(conn, ref)
+            existing = self.find_repo(conn, ref)
             if existing is not None:
                 if not update:
                     raise AlreadyExists(f"repo {ref} already exists")
@@ -114,6 +114,22 @@ class CatalogMixin:
             else:
                 self._insert_repo(conn, ref, description, time.time())
         return self.inspect_repo(ref)
+
+    def create_repo_in(self, conn: Connection, ref: RepoRef, description: str, now: float) -> None:
+        """A new repo in the caller's transaction (a pipeline's output repo, a cron repo); its
+        project must exist."""
+        check_repo_name(ref.repo)
+        self._project_row(conn, ref.project)
+        if self.find_repo(conn, ref) is not None:
+            raise AlreadyExists(f"repo {ref} already exists")
+        self._insert_repo(conn, ref, description, now)
+
+    def check_repo_deletable(self, conn: Connection, ref: RepoRef) -> None:
+        """Refuse (FailedPrecondition) if deleting repo ``ref`` would leave a branch of another
+        repo with provenance in it; nothing to check if it does not exist."""
+        repo = self.find_repo(conn, ref)
+        if repo is not None:
+            self._check_no_outside_subvenance(conn, repo, False)
 
     def _insert_repo(self, conn: Connection, ref: RepoRef, description: str, now: float) -> None:
         conn.execute(s.repos.insert().values(project=ref.project, name=ref.repo, type="user",
@@ -192,7 +208,7 @@ class CatalogMixin:
         conn.execute(delete(s.commits).where(s.commits.c.repo_id == repo_id))
         conn.execute(delete(s.repos).where(s.repos.c.id == repo_id))
 
-    def _find_repo(self, conn: Connection, ref: RepoRef) -> Row | None:
+    def find_repo(self, conn: Connection, ref: RepoRef) -> Row | None:
         return conn.execute(
             select(s.repos).where(
                 s.repos.c.project == ref.project, s.repos.c.name == ref.repo, s.repos.c.type == "user"
@@ -200,7 +216,7 @@ class CatalogMixin:
         ).first()
 
     def _repo_row(self, conn: Connection, ref: RepoRef) -> Row:
-        r = self._find_repo(conn, ref)
+        r = self.find_repo(conn, ref)
         if r is None:
             if ref.project != DEFAULT_PROJECT:
                 self._project_row(conn, ref.project)
@@ -246,11 +262,11 @@ class CatalogMixin:
             })
             return None
         with self.b.db.tx() as conn:
-            self._create_branch_in(conn, ref, name, head, provenance, trigger, time.time(),
+            self.create_branch_in(conn, ref, name, head, provenance, trigger, time.time(),
                                    set_id=set_id)
         return self.inspect_branch(ref, name)
 
-    def _create_branch_in(
+    def create_branch_in(
         self, conn: Connection, ref: RepoRef, name: str, head: CommitRef | None,
         provenance: list[tuple[RepoRef, str]] | None, trigger: Trigger | None, now: float,
         set_id: str | None = None, moved: list[int] | None = None,
@@ -377,17 +393,17 @@ class CatalogMixin:
         """A pipeline input's ``trigger``: ``name`` follows ``trigger.branch``, which is created
         (empty) if the repo does not have it yet so the pipeline can be made before the data."""
         with self.b.db.tx() as conn:
-            self._set_trigger_from_spec_in(conn, ref, name, doc, time.time())
+            self.set_trigger_from_spec_in(conn, ref, name, doc, time.time())
 
-    def _set_trigger_from_spec_in(self, conn: Connection, ref: RepoRef, name: str,
+    def set_trigger_from_spec_in(self, conn: Connection, ref: RepoRef, name: str,
                                   doc: dict, now: float) -> None:  # type: ignore[type-arg]
         """``set_trigger_from_spec`` in the caller's transaction (a pipeline being created)."""
         trigger = Trigger.from_spec(doc)
         trigger.validate()
         repo = self._repo_row(conn, ref)
         if self._branch_row(conn, repo.id, trigger.branch) is None:
-            self._create_branch_in(conn, ref, trigger.branch, None, None, None, now)
-        self._create_branch_in(conn, ref, name, None, None, trigger, now)
+            self.create_branch_in(conn, ref, trigger.branch, None, None, None, now)
+        self.create_branch_in(conn, ref, name, None, None, trigger, now)
 
     def inspect_branch(self, ref: RepoRef, name: str) -> BranchInfo:
         with self.b.db.read() as conn:
@@ -432,6 +448,33 @@ class CatalogMixin:
         conn.execute(delete(s.branch_triggers).where(s.branch_triggers.c.branch_id == br.id))
         conn.execute(delete(s.branches).where(s.branches.c.id == br.id))
         return int(br.id)
+
+    def find_branch(self, conn: Connection, ref: RepoRef, name: str) -> Row | None:
+        """Branch ``ref@name``'s row, or None if the repo or the branch does not exist."""
+        repo = self.find_repo(conn, ref)
+        return None if repo is None else self._branch_row(conn, repo.id, name)
+
+    def branch_upstreams(self, conn: Connection, ref: RepoRef, name: str) -> set[tuple[RepoRef, str]]:
+        """The (repo, branch) pairs branch ``ref@name`` has as provenance (none if it does not
+        exist)."""
+        br = self.find_branch(conn, ref, name)
+        if br is None:
+            return set()
+        ups = self._upstream_ids(conn, br.id)
+        if not ups:
+            return set()
+        rows = conn.execute(
+            select(s.repos.c.project, s.repos.c.name, s.branches.c.name)
+            .select_from(s.branches.join(s.repos, s.branches.c.repo_id == s.repos.c.id))
+            .where(s.branches.c.id.in_(ups))).all()
+        return {(RepoRef(p, r), b) for p, r, b in rows}
+
+    def detach_provenance(self, conn: Connection, ref: RepoRef, name: str) -> None:
+        """Drop branch ``ref@name``'s provenance without a new commit, in the caller's
+        transaction (a stopped pipeline: its inputs no longer make output commits)."""
+        br = self.find_branch(conn, ref, name)
+        if br is not None:
+            self._set_provenance(conn, br.id, [])
 
     def _branch_row(self, conn: Connection, repo_id: int, name: str) -> Row | None:
         return conn.execute(
@@ -578,9 +621,9 @@ class CatalogMixin:
         names that commit set (a transaction's) instead of a new one.
         """
         with self.b.db.tx() as conn:
-            return self._trigger_branch_in(conn, ref, name, set_id, time.time())
+            return self.trigger_branch_in(conn, ref, name, set_id, time.time())
 
-    def _trigger_branch_in(self, conn: Connection, ref: RepoRef, name: str, set_id: str | None,
+    def trigger_branch_in(self, conn: Connection, ref: RepoRef, name: str, set_id: str | None,
                            now: float) -> str:
         """``trigger_branch`` in the caller's transaction (a pipeline being updated)."""
         repo = self._repo_row(conn, ref)

@@ -195,6 +195,32 @@ class CommitsMixin(CatalogMixin):
                     break
         return out
 
+    # -- rows for the pipeline layer's reads (inside its own read or write transaction) ------
+
+    def commit_by_pk(self, conn: Connection, commit_pk: int) -> Row:
+        """The commit row with primary key ``commit_pk`` (as jobs name their output commit)."""
+        row = conn.execute(select(s.commits).where(s.commits.c.id == commit_pk)).first()
+        if row is None:
+            raise NotFound(f"commit {commit_pk} not found; it was deleted")
+        return row
+
+    def parent_of(self, conn: Connection, row: Row) -> Row | None:
+        """A commit's parent row (None for a first commit)."""
+        if row.parent_id is None:
+            return None
+        return conn.execute(select(s.commits).where(s.commits.c.id == row.parent_id)).first()
+
+    def repo_of(self, conn: Connection, row: Row) -> Row:
+        """The repo row a commit row belongs to."""
+        return conn.execute(select(s.repos).where(s.repos.c.id == row.repo_id)).one()
+
+    def newest_finished(self, conn: Connection, ref: CommitRef) -> Row | None:
+        """``ref``'s commit, or its nearest finished ancestor while it is open (None: none)."""
+        row: Row | None = self.resolve_commit(conn, ref)
+        while row is not None and row.state != FINISHED:
+            row = self.parent_of(conn, row)
+        return row
+
     def _ancestry(self, conn: Connection, row: Row) -> Iterator[Row]:
         while row is not None:
             yield row

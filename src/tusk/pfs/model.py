@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-def _iso(ts: float | None) -> str | None:
+def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     from datetime import UTC, datetime
@@ -25,7 +25,7 @@ class ProjectInfo:
     created_at: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "created_at": _iso(self.created_at)}
+        return {"name": self.name, "description": self.description, "created_at": iso(self.created_at)}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class RepoInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["created_at"] = _iso(self.created_at)
+        d["created_at"] = iso(self.created_at)
         d["branches"] = list(self.branches)
         return d
 
@@ -69,8 +69,8 @@ class CommitInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["started_at"] = _iso(self.started_at)
-        d["finished_at"] = _iso(self.finished_at)
+        d["started_at"] = iso(self.started_at)
+        d["finished_at"] = iso(self.finished_at)
         d["provenance"] = list(self.provenance)
         d["children"] = list(self.children)
         return d
@@ -89,7 +89,7 @@ class CommitSetInfo:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "started_at": _iso(self.started_at),
+            "started_at": iso(self.started_at),
             "finished": self.finished,
             "commits": [c.to_dict() for c in self.commits],
         }
@@ -109,8 +109,8 @@ class BranchInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["created_at"] = _iso(self.created_at)
-        d["updated_at"] = _iso(self.updated_at)
+        d["created_at"] = iso(self.created_at)
+        d["updated_at"] = iso(self.updated_at)
         d["provenance"] = list(self.provenance)
         d["subvenance"] = list(self.subvenance)
         return d

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import msgpack
 from sqlalchemy import Connection, Row, delete, select, update
 
-from tusk.errors import FailedPrecondition, NotFound
+from tusk.errors import FailedPrecondition
 from tusk.pfs import staging, trees
 from tusk.pfs.merge import Listing, Merged, merge
 from tusk.pfs.refs import RepoRef
@@ -217,9 +217,3 @@ class Output:
         return {(i.repo.project, i.repo.name, i.commit.branch or "master"):
                 (i.commit.commit_id, self._view(conn, i.commit))
                 for i in self.input_commits(conn, commit_pk)}
-
-    def commit_row(self, conn: Connection, commit_pk: int) -> Row:
-        row = conn.execute(select(s.commits).where(s.commits.c.id == commit_pk)).first()
-        if row is None:
-            raise NotFound(f"commit {commit_pk} not found")
-        return row

@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Row, delete, func, select, update
 from tusk.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from tusk.pfs.catalog import FINISHED, OPEN, USER, new_id
 from tusk.pfs.commits import CommitsMixin
-from tusk.pfs.model import CommitInfo, _iso
+from tusk.pfs.model import CommitInfo, iso
 from tusk.pfs.refs import CommitRef, RepoRef, parse_commit
 from tusk.pfs.triggers import Trigger
 from tusk.storage import schema as s
@@ -66,7 +66,7 @@ class TransactionInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "active": self.active,
-                "created_at": _iso(self.created_at), "finished_at": _iso(self.finished_at),
+                "created_at": iso(self.created_at), "finished_at": iso(self.finished_at),
                 "ops": list(self.ops)}
 
 
@@ -105,7 +105,7 @@ class TransactionsMixin(CommitsMixin):
         """Apply a transaction atomically (see the module docstring). A transaction holding
         pipeline changes is finished by ``PpsService.finish_transaction``, which applies them
         after this (``pipelines_follow``)."""
-        tid = self._txn_id(txn_id)
+        tid = self.transaction_id(txn_id)
         now = time.time()
         with self.b.db.tx() as conn:
             _open_txn(conn, tid)
@@ -141,7 +141,7 @@ class TransactionsMixin(CommitsMixin):
 
     def delete_transaction(self, txn_id: str | None = None) -> str:
         """Drop an open transaction: its hidden commits and queued operations vanish."""
-        tid = self._txn_id(txn_id)
+        tid = self.transaction_id(txn_id)
         with self.b.db.tx() as conn:
             _open_txn(conn, tid)
             op = s.transaction_ops
@@ -174,7 +174,7 @@ class TransactionsMixin(CommitsMixin):
         return self.inspect_transaction(txn_id)
 
     def inspect_transaction(self, txn_id: str | None = None) -> TransactionInfo:
-        tid = self._txn_id(txn_id)
+        tid = self.transaction_id(txn_id)
         with self.b.db.read() as conn:
             row = conn.execute(select(s.transactions).where(s.transactions.c.id == tid)).first()
             if row is None:
@@ -187,7 +187,7 @@ class TransactionsMixin(CommitsMixin):
             rows = conn.execute(select(s.transactions).order_by(s.transactions.c.created_at.desc())).all()
             return [_info(conn, r, active) for r in rows]
 
-    def _txn_id(self, txn_id: str | None) -> str:
+    def transaction_id(self, txn_id: str | None) -> str:
         if txn_id:
             return txn_id
         with self.b.db.read() as conn:
@@ -460,7 +460,7 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
         if kind == "create_repo":
             ref = RepoRef(args["project"], args["name"])
             svc._project_row(conn, ref.project)
-            if svc._find_repo(conn, ref) is not None:
+            if svc.find_repo(conn, ref) is not None:
                 raise (AlreadyExists(f"repo {ref} already exists") if dry else Conflict(
                     f"repo {ref} was created while transaction {tid} was open; stop the"
                     " transaction ('tusk stop transaction') and start again"))
@@ -495,7 +495,7 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
             prov = None if args.get("provenance") is None else [
                 (RepoRef(p, r), b) for p, r, b in args["provenance"]]
             trig = None if args.get("trigger") is None else Trigger(**args["trigger"])
-            svc._create_branch_in(conn, ref, op["branch"], head, prov, trig, now, set_id=tid,
+            svc.create_branch_in(conn, ref, op["branch"], head, prov, trig, now, set_id=tid,
                                   moved=moved)
         elif kind == "delete_branch":
             gone = svc._delete_branch_in(conn, _repo_ref(conn, op["repo_id"]), op["branch"],

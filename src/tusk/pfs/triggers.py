@@ -124,6 +124,12 @@ def trigger_of(conn: Connection, branch_id: int) -> Trigger | None:
     return None if row is None else Trigger.from_row(row)
 
 
+def has_cron_triggers(conn: Connection) -> bool:
+    """Whether any branch has a cron trigger (someone must be awake to fire it on time)."""
+    t = s.branch_triggers
+    return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
+
+
 def fire_for_sources(svc: CatalogMixin, conn: Connection, source_ids: list[int], now: float,
                      depth: int = 0) -> None:
     """Evaluate every trigger whose source is one of ``source_ids`` (in ``conn``'s transaction)."""

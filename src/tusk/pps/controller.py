@@ -21,8 +21,9 @@ from sqlalchemy import Connection, select, update
 
 from tusk.pfs.output import PendingOutput
 from tusk.pfs.service import PfsService
+from tusk.pfs.triggers import has_cron_triggers
 from tusk.pps.jobs import JobRunner
-from tusk.pps.launch import handover_requested, has_cron_triggers, release, try_lock
+from tusk.pps.launch import handover_requested, release, try_lock
 from tusk.pps.supervisor import Supervisor
 from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s

@@ -133,31 +133,19 @@ def apply(pps: PpsService, spec: PipelineSpec, existing: Row | None, reprocess: 
             # commits finished with that reason (before the new head commit is made).
             _supersede_jobs(pps, conn, existing.id, now)
         if existing is None:
-            pfs._project_row(conn, spec.project)
-            pfs._insert_repo(conn, out_ref, spec.description, now)
-        repo = pfs._repo_row(conn, out_ref)
-        old = pfs._branch_row(conn, repo.id, spec.output_branch)
-        old_prov = set() if old is None else set(pfs._upstream_ids(conn, old.id))
+            pfs.create_repo_in(conn, out_ref, spec.description, now)
+        old = pfs.find_branch(conn, out_ref, spec.output_branch)
+        old_prov = pfs.branch_upstreams(conn, out_ref, spec.output_branch)
         if existing is not None and existing.state == "paused":
             pass  # the stopped flag survives updates: 'start pipeline' makes the next job
         elif old is not None and spec.pipeline_type != "transform":
             pass  # a spout's or service's output has no jobs: the supervisor restarts the process
-        elif old is None or old_prov != _branch_ids(pps, conn, provenance):
+        elif old is None or old_prov != set(provenance):
             # New provenance gives the branch a new head commit: the job for this version.
-            pfs._create_branch_in(conn, out_ref, spec.output_branch, None, provenance, None, now,
+            pfs.create_branch_in(conn, out_ref, spec.output_branch, None, provenance, None, now,
                                   set_id=set_id)
         else:
-            pfs._trigger_branch_in(conn, out_ref, spec.output_branch, set_id, now)
-
-
-def _branch_ids(pps: PpsService, conn: Connection, branches: list[tuple[RepoRef, str]]) -> set[int]:
-    out: set[int] = set()
-    for ref, name in branches:
-        repo = pps.pfs._repo_row(conn, ref)
-        row = pps.pfs._branch_row(conn, repo.id, name)
-        if row is not None:
-            out.add(row.id)
-    return out
+            pfs.trigger_branch_in(conn, out_ref, spec.output_branch, set_id, now)
 
 
 def _supersede_jobs(pps: PpsService, conn: Connection, pipeline_id: int, now: float) -> None:
@@ -193,12 +181,10 @@ def ensure_inputs(pps: PpsService, conn: Connection, spec: PipelineSpec,
     for leaf in spec.input.walk() if spec.input else ():
         ref = RepoRef(leaf.project, leaf.repo)
         branch = "master" if isinstance(leaf, CronInput) else leaf.branch
-        if isinstance(leaf, CronInput) and pfs._find_repo(conn, ref) is None:
-            pfs._project_row(conn, ref.project)
-            pfs._insert_repo(conn, ref, f"cron ticks for pipeline {spec.name}", now)
+        if isinstance(leaf, CronInput) and pfs.find_repo(conn, ref) is None:
+            pfs.create_repo_in(conn, ref, f"cron ticks for pipeline {spec.name}", now)
         if getattr(leaf, "trigger", None):  # input.pfs.trigger: PFS moves `branch`
-            pfs._set_trigger_from_spec_in(conn, ref, branch, leaf.trigger, now)
-        repo = pfs._repo_row(conn, ref)
-        if pfs._branch_row(conn, repo.id, branch) is None:
-            pfs._create_branch_in(conn, ref, branch, None, None, None, now)
+            pfs.set_trigger_from_spec_in(conn, ref, branch, leaf.trigger, now)
+        if pfs.find_branch(conn, ref, branch) is None:
+            pfs.create_branch_in(conn, ref, branch, None, None, None, now)
     return input_branches(spec)

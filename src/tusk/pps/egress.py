@@ -313,8 +313,7 @@ def run_job_egress(pfs: PfsService, job: Row,
     b = pfs.b
     with b.db.read() as conn:
         spec_egress = _egress_spec(conn, job)
-        root = conn.execute(
-            select(s.commits.c.tree).where(s.commits.c.id == job.commit_pk)).scalar()
+        tree = pfs.view(conn, pfs.commit_by_pk(conn, job.commit_pk))
     url = "(none)"
     reason = ""
     try:
@@ -322,7 +321,6 @@ def run_job_egress(pfs: PfsService, job: Row,
             raise EgressError("the pipeline no longer has an egress block")
         target = target_of(spec_egress)
         url = target.url
-        tree = trees.Tree(b.nodes, root)
         say(f"job {job.job_id}: egress of {tree.count} file(s) to {url}")
         last = [time.monotonic()]
 

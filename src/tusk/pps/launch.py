@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from tusk.pfs.triggers import has_cron_triggers
 from tusk.storage import schema as s
 
 if TYPE_CHECKING:
@@ -93,11 +94,6 @@ def handover_requested(root: Path) -> bool:
 def release(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
-
-
-def has_cron_triggers(conn) -> bool:  # type: ignore[no-untyped-def]
-    t = s.branch_triggers
-    return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
 
 
 def ensure_running_if_needed(pfs: PfsService) -> None:

@@ -48,10 +48,7 @@ def kill_jobs(pps: PpsService, conn: Connection, where, reason: str) -> int:  # 
 
 def _output_branch(pps: PpsService, conn: Connection, pipe: Row) -> Row | None:
     spec = json.loads(pipe.spec)
-    repo = pps.pfs._find_repo(conn, RepoRef(pipe.project, pipe.name))
-    if repo is None:
-        return None
-    return pps.pfs._branch_row(conn, repo.id, spec.get("output_branch") or "master")
+    return pps.pfs.find_branch(conn, RepoRef(pipe.project, pipe.name), spec.get("output_branch") or "master")
 
 
 def stop_pipeline(pps: PpsService, name: str, project: str) -> PipelineInfo:
@@ -62,7 +59,7 @@ def stop_pipeline(pps: PpsService, name: str, project: str) -> PipelineInfo:
             state="paused", reason="", updated_at=time.time()))
         br = _output_branch(pps, conn, pipe)
         if br is not None:
-            pps.pfs._set_provenance(conn, br.id, [])
+            pps.pfs.detach_provenance(conn, RepoRef(pipe.project, pipe.name), br.name)
             # Output commits made before the stop that no job has picked up yet would stay
             # open forever: finish them like the killed jobs' commits.
             pending = [o.commit_pk for o in pps.pfs.output.open_commits(conn, RepoRef(pipe.project, pipe.name))]
@@ -87,8 +84,8 @@ def start_pipeline(pps: PpsService, name: str, project: str) -> PipelineInfo:
         provenance = ensure_inputs(pps, conn, spec, now)
         if provenance:
             # Restoring provenance makes one new output commit on the current input heads,
-            # which propagates downstream like any other (``_create_branch_in``).
-            pps.pfs._create_branch_in(conn, RepoRef(project, name), spec.output_branch, None,
+            # which propagates downstream like any other (``create_branch_in``).
+            pps.pfs.create_branch_in(conn, RepoRef(project, name), spec.output_branch, None,
                                       provenance, None, now)
     return pps.inspect_pipeline(name, project)
 

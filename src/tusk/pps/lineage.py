@@ -122,10 +122,8 @@ class Lineage:
 
     def _added_in(self, conn: Connection, commit: Row, path: str, h: bytes) -> str:
         """The oldest ancestor of ``commit`` from which the file has had this content."""
-        c = s.commits
         found = commit
-        while found.parent_id is not None:
-            parent = conn.execute(select(c).where(c.c.id == found.parent_id)).one()
+        while (parent := self.pfs.parent_of(conn, found)) is not None:
             e = self.pfs.view(conn, parent).get(path)
             if e is None or e.hash != h:
                 break
@@ -141,7 +139,7 @@ class Lineage:
         """
         with self.b.db.read() as conn:
             commit = self.pfs.resolve_commit(conn, ref.commit)
-            repo = conn.execute(select(s.repos).where(s.repos.c.id == commit.repo_id)).one()
+            repo = self.pfs.repo_of(conn, commit)
             entry = self._entry(conn, repo, commit, ref.path, str(ref.commit))
             return self._node(conn, repo, commit, entry, depth, {}, {})
 
@@ -174,7 +172,7 @@ class Lineage:
             node["truncated"] = True
             return node
         if run_pk not in prov_cache:
-            prov_cache[run_pk] = self._provenance(conn, run_job.commit_pk)
+            prov_cache[run_pk] = [tuple(i) for i in self.pfs.output.input_commits(conn, run_job.commit_pk)]
         ups = prov_cache[run_pk]
         sources = self._sources(pipe)
         for name, repo_name, path, h in msgpack.unpackb(run.inputs):
@@ -195,15 +193,6 @@ class Lineage:
                 child.update({k: v for k, v in sub.items() if k not in child})
             node["inputs"].append(child)
         return node
-
-    @staticmethod
-    def _provenance(conn: Connection, commit_pk: int) -> list[tuple[Row, Row]]:
-        """(repo, commit) of each input commit an output commit was made from."""
-        c, cp = s.commits, s.commit_provenance
-        commits = conn.execute(select(c).select_from(cp.join(c, cp.c.upstream_pk == c.c.id))
-                               .where(cp.c.commit_pk == commit_pk)).all()
-        return [(conn.execute(select(s.repos).where(s.repos.c.id == commit.repo_id)).one(), commit)
-                for commit in commits]
 
     def _sources(self, pipe: Row) -> dict[str, tuple[str, str]]:
         """Input name -> (project, branch) from the pipeline's spec: datum_runs records only
@@ -230,7 +219,7 @@ class Lineage:
         """
         with self.b.db.read() as conn:
             commit = self.pfs.resolve_commit(conn, ref.commit)
-            repo = conn.execute(select(s.repos).where(s.repos.c.id == commit.repo_id)).one()
+            repo = self.pfs.repo_of(conn, commit)
             e = self._entry(conn, repo, commit, ref.path, str(ref.commit))
             out: list[dict[str, Any]] = []
             latest: dict[int, tuple[trees.Tree, trees.Tree] | None] = {}
@@ -281,8 +270,7 @@ class Lineage:
                     if not superseded:
                         continue
                     if own is None and r.job_state == "SUCCESS":
-                        own = self.pfs.view(conn, conn.execute(
-                            select(s.commits).where(s.commits.c.id == r.commit_pk)).one())
+                        own = self.pfs.view(conn, self.pfs.commit_by_pk(conn, r.commit_pk))
                     e = own.get(out_path) if own is not None else None
                 item: dict[str, Any] = {
                     "project": r.project, "repo": r.name, "path": out_path, "pipeline": r.name,
@@ -300,7 +288,7 @@ class Lineage:
                            .order_by(j.c.id.desc()).limit(1)).first()
         if job is None:
             return None
-        commit = conn.execute(select(s.commits).where(s.commits.c.id == job.commit_pk)).one()
+        commit = self.pfs.commit_by_pk(conn, job.commit_pk)
         return self.pfs.view(conn, commit), trees.Tree(self.b.nodes, job.datum_map)
 
     # -- why datums ran -----------------------------------------------------------------------

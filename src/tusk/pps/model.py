@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tusk.pfs.model import _iso
+from tusk.pfs.model import iso
 
 TERMINAL = ("SUCCESS", "FAILURE", "KILLED", "UNRUNNABLE")
 
@@ -25,8 +25,8 @@ class PipelineInfo:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["created_at"] = _iso(self.created_at)
-        d["updated_at"] = _iso(self.updated_at)
+        d["created_at"] = iso(self.created_at)
+        d["updated_at"] = iso(self.updated_at)
         d["input_repos"] = list(self.input_repos)
         return d
 
@@ -56,7 +56,7 @@ class JobInfo:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("created_at", "started_at", "finished_at"):
-            d[k] = _iso(d[k])
+            d[k] = iso(d[k])
         return d
 
 

@@ -118,9 +118,7 @@ class PpsService:
         if not keep_repo and not force:
             # Checked before anything is deleted, so a refusal leaves the pipeline whole.
             with self.b.db.read() as conn:
-                repo = self.pfs._find_repo(conn, ref)
-                if repo is not None:
-                    self.pfs._check_no_outside_subvenance(conn, repo, False)
+                self.pfs.check_repo_deletable(conn, ref)
         with self.b.db.tx() as conn:
             lifecycle.kill_jobs(self, conn, s.jobs.c.pipeline_id == row.id, "pipeline was deleted")
             job_pks = select(s.jobs.c.id).where(s.jobs.c.pipeline_id == row.id)

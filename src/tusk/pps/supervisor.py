@@ -488,15 +488,11 @@ class Supervisor:
         the service keeps serving complete data until the commit finishes.
         """
         out: list[tuple[str, str, list[Any]]] = []
-        c = s.commits
         with self.b.db.read() as conn:
             for leaf in spec.input.walk() if spec.input else ():
                 branch = "master" if isinstance(leaf, CronInput) else leaf.branch
                 ref = CommitRef(RepoRef(leaf.project, leaf.repo), branch)
-                row = self.pfs.resolve_commit(conn, ref)
-                while row is not None and row.state != "finished":
-                    row = (conn.execute(select(c).where(c.c.id == row.parent_id)).first()
-                           if row.parent_id is not None else None)
+                row = self.pfs.newest_finished(conn, ref)
                 if row is None:
                     out.append((leaf.name, "", []))
                 else:

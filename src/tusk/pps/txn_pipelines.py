@@ -64,7 +64,7 @@ def queue(pps: PpsService, spec: PipelineSpec, update: bool, reprocess: bool) ->
 
 def finish(pps: PpsService, txn_id: str | None) -> TransactionInfo:
     """Check the queued pipeline changes again, finish the PFS part, then apply them."""
-    tid = pps.pfs._txn_id(txn_id)
+    tid = pps.pfs.transaction_id(txn_id)
     queued = _queued(pps, tid)
     plain = _plain(pps)
     if queued:

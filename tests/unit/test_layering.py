@@ -1,0 +1,116 @@
+"""PPS reaches PFS only through its public surface (DESIGN.md §2 and §5, "PFS output API").
+
+Every module under ``src/tusk/pps/`` is parsed with ``ast`` (nothing is imported) and refused if
+it imports a private name from ``tusk.pfs``, reaches a private attribute of a PFS object (any
+``._name`` on an expression whose text mentions ``pfs``), or uses a table PFS owns from
+``tusk.storage.schema``. PPS keeps its own tables (pipelines, jobs, datum runs, ...).
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tusk.storage import schema
+
+PPS_DIR = Path(__file__).resolve().parents[2] / "src" / "tusk" / "pps"
+
+# The tables the pipeline layer owns; every other table of the schema belongs to PFS (or to
+# storage itself, like meta_info), and PPS must not name it.
+PPS_TABLES = frozenset({
+    "pipelines", "pipeline_versions", "jobs", "restart_requests", "datum_runs", "datum_inputs",
+})
+PFS_TABLES = frozenset(schema.metadata.tables) - PPS_TABLES
+
+
+def _modules() -> list[Path]:
+    return sorted(PPS_DIR.rglob("*.py"))
+
+
+def _schema_aliases(tree: ast.Module) -> tuple[set[str], dict[str, str]]:
+    """Names bound to the schema module, and names imported from it (local -> table)."""
+    modules: set[str] = set()
+    tables: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "tusk.storage":
+            for a in node.names:
+                if a.name == "schema":
+                    modules.add(a.asname or a.name)
+        elif isinstance(node, ast.ImportFrom) and node.module == "tusk.storage.schema":
+            for a in node.names:
+                tables[a.asname or a.name] = a.name
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "tusk.storage.schema":
+                    modules.add(a.asname or "tusk.storage.schema")
+    return modules, tables
+
+
+def violations(source: str, name: str) -> list[str]:
+    """What in ``source`` (a PPS module called ``name``) breaks the layering, one line each."""
+    tree = ast.parse(source, name)
+    found: list[str] = []
+    schema_mods, schema_names = _schema_aliases(tree)
+    for node in ast.walk(tree):
+        where = f"{name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tusk.pfs"):
+            for a in node.names:
+                if a.name.startswith("_"):
+                    found.append(f"{where}: imports private {a.name} from {node.module}")
+        elif isinstance(node, ast.Attribute):
+            text = ast.unparse(node.value)
+            if node.attr.startswith("_") and not node.attr.startswith("__") and "pfs" in text.lower():
+                found.append(f"{where}: reaches PFS internals: {text}.{node.attr}")
+            if text in schema_mods and node.attr in PFS_TABLES:
+                found.append(f"{where}: uses PFS table {node.attr} ({text}.{node.attr})")
+    for local, table in schema_names.items():
+        if table in PFS_TABLES:
+            found.append(f"{name}: imports PFS table {table} from tusk.storage.schema"
+                         f"{'' if local == table else f' as {local}'}")
+    return found
+
+
+def test_every_pps_module_is_checked() -> None:
+    names = {p.name for p in _modules()}
+    assert {"jobs.py", "controller.py", "create.py", "lifecycle.py", "lineage.py"} <= names
+
+
+def test_the_tables_split_between_pfs_and_pps() -> None:
+    assert PPS_TABLES <= set(schema.metadata.tables), "a PPS table was renamed: update the list"
+    assert {"commits", "branches", "repos", "commit_provenance", "branch_provenance", "packs",
+            "chunks", "tree_nodes", "staging", "branch_triggers", "transactions",
+            "transaction_ops", "projects"} <= PFS_TABLES
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_pps_module_uses_only_public_pfs(path: Path) -> None:
+    problems = violations(path.read_text(), f"pps/{path.name}")
+    assert not problems, "PPS reaches past PFS's public API:\n" + "\n".join(problems)
+
+
+def test_the_checker_catches_each_kind_of_breach() -> None:
+    """The checker itself: each forbidden form is found, public use passes."""
+    bad = textwrap.dedent("""
+        from tusk.pfs.model import _hidden
+        from tusk.storage import schema as s
+        from tusk.storage.schema import commits as c
+        def f(pps, conn):
+            pps.pfs._repo_row(conn, 1)
+            self.pfs._txn_id(None)
+            conn.execute(s.tree_nodes.insert())
+            conn.execute(s.jobs.insert())
+    """)
+    problems = violations(bad, "x.py")
+    assert len(problems) == 5, problems
+    good = textwrap.dedent("""
+        from tusk.pfs.refs import RepoRef
+        from tusk.storage import schema as s
+        def f(pps, conn):
+            pps.pfs.find_repo(conn, RepoRef('default', 'a'))
+            conn.execute(s.datum_runs.insert())
+            pps._row('p', 'default')
+    """)
+    assert violations(good, "y.py") == []
