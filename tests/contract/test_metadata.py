@@ -128,24 +128,24 @@ def test_move_head_refuses_a_stale_expected_head(svc: PfsService) -> None:
     svc.create_repo(repo)
     first = svc.start_commit(repo, "master")
     with svc.b.db.read() as conn:
-        rid = svc._repo_row(conn, repo).id
-        br = svc._branch_row(conn, rid, "master")
+        rid = svc.catalog.repo_row(conn, repo).id
+        br = svc.catalog.branch_row(conn, rid, "master")
         pk_first = br.head_id
     second_pk = _new_commit(svc, rid, pk_first)
     # Someone else moves the head first ...
     with svc.b.db.tx() as conn:
-        svc._move_head(conn, br.id, pk_first, second_pk, time.time())
+        svc.rows.move_head(conn, br.id, pk_first, second_pk, time.time())
     # ... so a writer still expecting the old head loses the race, and changes nothing.
     with pytest.raises(Conflict), svc.b.db.tx() as conn:
-        svc._move_head(conn, br.id, pk_first, pk_first, time.time())
+        svc.rows.move_head(conn, br.id, pk_first, pk_first, time.time())
     head = svc.inspect_branch(repo, "master").head
     assert head != first.id
     with svc.b.db.read() as conn:
-        assert svc._branch_row(conn, rid, "master").head_id == second_pk
+        assert svc.catalog.branch_row(conn, rid, "master").head_id == second_pk
 
 
 def _new_commit(svc: PfsService, repo_id: int, parent: int) -> int:
-    from tusk.pfs.catalog import USER, new_id
+    from tusk.pfs.commit_rows import USER, new_id
 
     with svc.b.db.tx() as conn:
-        return svc._new_commit(conn, repo_id, "master", parent, USER, new_id(), time.time(), finished=True)
+        return svc.rows.new_commit(conn, repo_id, "master", parent, USER, new_id(), time.time(), finished=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tusk.errors import InvalidArgument, NotFound, TuskError
-from tusk.pfs import files
+from tusk.pfs import write_session
 from tusk.pfs.refs import parse_commit, parse_file, parse_repo
 from tusk.pfs.service import PfsService
 from tusk.pfs.sources import walk_local
@@ -24,9 +24,9 @@ C, F = parse_commit, parse_file
 
 @pytest.fixture(autouse=True)
 def small_units(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "BULK_MIN_FILES", 50)
-    monkeypatch.setattr(files, "UNIT_FILES", 16)
-    monkeypatch.setattr(files, "BATCH_FILES", 24)
+    monkeypatch.setattr(write_session, "BULK_MIN_FILES", 50)
+    monkeypatch.setattr(write_session, "UNIT_FILES", 16)
+    monkeypatch.setattr(write_session, "BATCH_FILES", 24)
     monkeypatch.setenv("TUSK_PUT_WORKERS", "2")
 
 
@@ -243,6 +243,6 @@ def test_a_first_commit_builds_the_same_tree_as_applying_onto_an_empty_one(
     changes.put(trees.Entry("/appended", 2, b"\x02" * 32, []), append=True)
     changes.delete("/never-there")
     applied = trees.apply(repo.b.nodes, None, changes.sorted_ops(), ["/nope/"])
-    built = files._new_tree(repo.b.nodes, trees.Tree(repo.b.nodes, None), changes.sorted_ops(), ["/nope/"])
+    built = write_session._new_tree(repo.b.nodes, trees.Tree(repo.b.nodes, None), changes.sorted_ops(), ["/nope/"])
     assert built.root == applied.root and built.nodes == applied.nodes
     assert (built.count, built.size) == (applied.count, applied.size) == (301, commit.size_bytes + 2)

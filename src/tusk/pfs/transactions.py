@@ -36,20 +36,19 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, select, update
 
 from tusk.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
-from tusk.pfs.catalog import FINISHED, OPEN, USER, new_id
-from tusk.pfs.commits import CommitsMixin
+from tusk.pfs.branches import Branches
+from tusk.pfs.catalog import Catalog
+from tusk.pfs.commit_rows import FINISHED, OPEN, USER, CommitRows, new_id
 from tusk.pfs.model import CommitInfo, iso
 from tusk.pfs.refs import CommitRef, RepoRef, parse_commit
 from tusk.pfs.triggers import Trigger
 from tusk.storage import schema as s
-
-if TYPE_CHECKING:
-    from tusk.pfs.catalog import CatalogMixin
+from tusk.storage.backend import Backend
 
 ACTIVE_KEY = "active_transaction"
 PIPELINE_OP = "create_pipeline"  # kept here, applied by the pipeline layer after finish
@@ -74,7 +73,15 @@ class _DryRun(Exception):
     """Raised to roll back a replay that only checked the queue."""
 
 
-class TransactionsMixin(CommitsMixin):
+class Transactions:
+    """The transactions of one root (held by ``PfsService`` as ``transactions``)."""
+
+    def __init__(self, b: Backend, catalog: Catalog, rows: CommitRows, branches: Branches) -> None:
+        self.b = b
+        self.catalog = catalog
+        self.rows = rows
+        self.branches = branches
+
     def active_transaction(self) -> str | None:
         """The root's active transaction, if it is still open."""
         with self.b.db.read() as conn:
@@ -119,7 +126,7 @@ class TransactionsMixin(CommitsMixin):
                 state="finished", finished_at=now))
             if _active(conn) == tid:
                 _set_active(conn, None)
-        self.fire_due_triggers()
+        self.branches.fire_due_triggers()
         return self.inspect_transaction(tid)
 
     def stop_transaction(self, txn_id: str | None = None) -> TransactionInfo:
@@ -159,7 +166,7 @@ class TransactionsMixin(CommitsMixin):
                         f" {'commit ' + kid[0] if kid is not None else 'branch ' + head[0]};"
                         " finish the transaction instead"
                     )
-                self._drop_rows(conn, set(pks))
+                self.rows.drop_rows(conn, set(pks))
             conn.execute(delete(op).where(op.c.txn_id == tid))
             conn.execute(delete(s.transactions).where(s.transactions.c.id == tid))
             if _active(conn) == tid:
@@ -196,144 +203,156 @@ class TransactionsMixin(CommitsMixin):
             raise FailedPrecondition("no active transaction; start one with 'tusk start transaction'")
         return tid
 
-
-# -- hooks used by the commit, branch and file operations while a transaction is active --------
-
-
-def start_commit(svc: CommitsMixin, ref: RepoRef, branch: str, parent: CommitRef | None,
-                 description: str) -> CommitInfo:
-    """A hidden commit in the transaction: created now, made the branch head at finish."""
-    now = time.time()
-    with svc.b.db.tx() as conn:
-        tid = _open_txn(conn, _require(svc)).id
-        repo = _repo_for(conn, svc, tid, ref)
-        _check_free(conn, svc, tid, repo, ref, branch)
-        expect = _writable_head(conn, svc, repo, ref, branch)
-        parent_pk = expect
-        if parent is not None:
-            prow = svc.resolve_commit(conn, parent)
-            if prow.repo_id != repo.id:
-                raise InvalidArgument(f"parent {parent} is not a commit of repo {ref}")
-            if prow.state == OPEN:
-                raise FailedPrecondition(
-                    f"parent commit {ref}@{prow.commit_id} has not been finished; finish it first")
-            parent_pk = prow.id
-        pk = _hidden_commit(conn, svc, tid, repo.id, branch, parent_pk, expect, description, now,
-                            auto_finish=False)
-        return svc.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == pk)).one())
+    def start_commit(self, tid: str, ref: RepoRef, branch: str, parent: CommitRef | None,
+                     description: str) -> CommitInfo:
+        """A hidden commit in the transaction: created now, made the branch head at finish."""
+        now = time.time()
+        with self.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            repo = _repo_for(conn, self, tid, ref)
+            _check_free(conn, self, tid, repo, ref, branch)
+            expect = _writable_head(conn, self, repo, ref, branch)
+            parent_pk = expect
+            if parent is not None:
+                prow = self.rows.resolve_commit(conn, parent)
+                if prow.repo_id != repo.id:
+                    raise InvalidArgument(f"parent {parent} is not a commit of repo {ref}")
+                if prow.state == OPEN:
+                    raise FailedPrecondition(
+                        f"parent commit {ref}@{prow.commit_id} has not been finished; finish it first")
+                parent_pk = prow.id
+            pk = _hidden_commit(conn, self, tid, repo.id, branch, parent_pk, expect, description, now,
+                                auto_finish=False)
+            return self.rows.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == pk)).one())
 
 
-def finish_commit(svc: CommitsMixin, ref: CommitRef, description: str | None, error: str) -> CommitInfo:
-    """Finish a hidden commit now (nobody sees it yet); queue the finish of any other."""
-    with svc.b.db.tx() as conn:
-        tid = _open_txn(conn, _require(svc)).id
-        row = _hidden_for(conn, svc, tid, ref) or svc.resolve_commit(conn, ref)
-        if row.state == FINISHED:
-            raise FailedPrecondition(f"commit {ref.repo}@{row.commit_id} is already finished")
-        if row.commit_id == tid:
-            svc.finish_row(conn, row, description, error)
-        else:
-            _add_op(conn, tid, "finish", row.repo_id, row.branch, row.id, None,
-                    {"description": description, "error": error})
-        return svc.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == row.id)).one())
+    def finish_commit(self, tid: str, ref: CommitRef, description: str | None, error: str) -> CommitInfo:
+        """Finish a hidden commit now (nobody sees it yet); queue the finish of any other."""
+        with self.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            row = _hidden_for(conn, self, tid, ref) or self.rows.resolve_commit(conn, ref)
+            if row.state == FINISHED:
+                raise FailedPrecondition(f"commit {ref.repo}@{row.commit_id} is already finished")
+            if row.commit_id == tid:
+                self.rows.finish_row(conn, row, description, error)
+            else:
+                _add_op(conn, tid, "finish", row.repo_id, row.branch, row.id, None,
+                        {"description": description, "error": error})
+            return self.rows.commit_info(conn, conn.execute(select(s.commits).where(s.commits.c.id == row.id)).one())
 
 
-def commit_ref_for_write(svc: CatalogMixin, ref: CommitRef) -> CommitRef:
-    """Where a file write to ``ref`` goes inside the transaction: the transaction's hidden commit
-    on that branch, started (and finished with the transaction) if there is none yet."""
-    if ref.commit_id is not None or ref.ancestors or ref.index is not None:
-        return ref  # an explicit commit: written as usual
-    branch = ref.branch or "master"
-    with svc.b.db.tx() as conn:
-        tid = _open_txn(conn, _require(svc)).id
-        repo = _repo_for(conn, svc, tid, ref.repo)
-        existing = _hidden_for(conn, svc, tid, ref)
-        if existing is not None:
+    def commit_ref_for_write(self, tid: str, ref: CommitRef) -> CommitRef:
+        """Where a file write to ``ref`` goes inside the transaction: the transaction's hidden commit
+        on that branch, started (and finished with the transaction) if there is none yet."""
+        if ref.commit_id is not None or ref.ancestors or ref.index is not None:
+            return ref  # an explicit commit: written as usual
+        branch = ref.branch or "master"
+        with self.b.db.tx() as conn:
+            _open_txn(conn, tid)
+            repo = _repo_for(conn, self, tid, ref.repo)
+            existing = _hidden_for(conn, self, tid, ref)
+            if existing is not None:
+                return CommitRef(ref.repo, None, tid)
+            br = self.catalog.branch_row(conn, repo.id, branch)
+            if br is not None:
+                head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
+                if head.state == OPEN:
+                    return ref  # a commit started before the transaction: write into it, as always
+            _check_free(conn, self, tid, repo, ref.repo, branch)
+            expect = _writable_head(conn, self, repo, ref.repo, branch)
+            _hidden_commit(conn, self, tid, repo.id, branch, expect, expect, "", time.time(),
+                           auto_finish=True)
             return CommitRef(ref.repo, None, tid)
-        br = svc._branch_row(conn, repo.id, branch)
-        if br is not None:
-            head = conn.execute(select(s.commits).where(s.commits.c.id == br.head_id)).one()
-            if head.state == OPEN:
-                return ref  # a commit started before the transaction: write into it, as always
-        _check_free(conn, svc, tid, repo, ref.repo, branch)
-        expect = _writable_head(conn, svc, repo, ref.repo, branch)
-        _hidden_commit(conn, svc, tid, repo.id, branch, expect, expect, "", time.time(),
-                       auto_finish=True)
-        return CommitRef(ref.repo, None, tid)
 
 
-def queue_create_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
-    """Queue a create repo (``repo_id`` 0: it has none yet), checked against the repos and the
-    queue so far."""
-    _queue(svc, _require(svc), "create_repo", 0, None,
-           {"project": ref.project, "name": ref.repo, "description": description})
+    def queue_create_repo(self, tid: str, ref: RepoRef, description: str) -> None:
+        """Queue a create repo (``repo_id`` 0: it has none yet), checked against the repos and the
+        queue so far."""
+        _queue(self, tid, "create_repo", 0, None,
+               {"project": ref.project, "name": ref.repo, "description": description})
 
 
-def queue_delete_repo(svc: CatalogMixin, ref: RepoRef, force: bool) -> None:
-    """Queue a delete repo, after checking it against the queue so far."""
-    queue_repo_op(svc, "delete_repo", ref, None, {"force": force})
+    def queue_delete_repo(self, tid: str, ref: RepoRef, force: bool) -> None:
+        """Queue a delete repo, after checking it against the queue so far."""
+        self.queue_repo_op(tid, "delete_repo", ref, None, {"force": force})
 
 
-def queue_update_repo(svc: CatalogMixin, ref: RepoRef, description: str) -> None:
-    """Queue a repo's new description, after checking it against the queue so far."""
-    queue_repo_op(svc, "update_repo", ref, None, {"description": description})
+    def queue_update_repo(self, tid: str, ref: RepoRef, description: str) -> None:
+        """Queue a repo's new description, after checking it against the queue so far."""
+        self.queue_repo_op(tid, "update_repo", ref, None, {"description": description})
+
+    def queue_create_branch(self, tid: str, ref: RepoRef, name: str, head: CommitRef | None,
+                            provenance: list[tuple[RepoRef, str]] | None, trigger: Trigger | None) -> None:
+        """Queue a create branch, after checking it against the queue so far."""
+        self.queue_repo_op(tid, "create_branch", ref, name, {
+            "head": None if head is None else str(head),
+            "provenance": None if provenance is None else [
+                [r.project, r.repo, b] for r, b in provenance],
+            "trigger": None if trigger is None else trigger.to_dict(),
+        })
+
+    def queue_delete_branch(self, tid: str, ref: RepoRef, name: str, force: bool) -> None:
+        """Queue a delete branch, after checking it against the queue so far."""
+        self.queue_repo_op(tid, "delete_branch", ref, name, {"force": force})
 
 
-def queue_pipeline_op(svc: CatalogMixin, args: dict[str, Any]) -> None:
-    """Queue a create/update pipeline. PFS only keeps it: the pipeline layer checks it before
-    queuing and applies it after ``finish_transaction`` (``pps/txn_pipelines.py``)."""
-    _queue(svc, _require(svc), PIPELINE_OP, 0, None, args)
+    def queue_pipeline_op(self, tid: str, args: dict[str, Any]) -> None:
+        """Queue a create/update pipeline. PFS only keeps it: the pipeline layer checks it before
+        queuing and applies it after ``finish_transaction`` (``pps/txn_pipelines.py``)."""
+        _queue(self, tid, PIPELINE_OP, 0, None, args)
 
 
-def queued(svc: CatalogMixin, tid: str, kind: str) -> list[dict[str, Any]]:
-    """The arguments of an open transaction's queued operations of one kind, in order."""
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        return [json.loads(op["args"] or "{}") for op in _ops(conn, tid) if op["kind"] == kind]
+    def queued(self, tid: str, kind: str) -> list[dict[str, Any]]:
+        """The arguments of an open transaction's queued operations of one kind, in order."""
+        with self.b.db.read() as conn:
+            _open_txn(conn, tid)
+            return [json.loads(op["args"] or "{}") for op in _ops(conn, tid) if op["kind"] == kind]
 
 
-def repos_deleted(svc: CatalogMixin, tid: str) -> set[RepoRef]:
-    """The repos an open transaction's queued ``delete repo`` operations will delete."""
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        ids = [op["repo_id"] for op in _ops(conn, tid) if op["kind"] == "delete_repo"]
-        rows = conn.execute(select(s.repos.c.project, s.repos.c.name).where(s.repos.c.id.in_(ids)))
-        return {RepoRef(r.project, r.name) for r in rows}
+    def repos_deleted(self, tid: str) -> set[RepoRef]:
+        """The repos an open transaction's queued ``delete repo`` operations will delete."""
+        with self.b.db.read() as conn:
+            _open_txn(conn, tid)
+            ids = [op["repo_id"] for op in _ops(conn, tid) if op["kind"] == "delete_repo"]
+            rows = conn.execute(select(s.repos.c.project, s.repos.c.name).where(s.repos.c.id.in_(ids)))
+            return {RepoRef(r.project, r.name) for r in rows}
 
 
-def queue_repo_op(svc: CatalogMixin, kind: str, ref: RepoRef, branch: str | None,
-                  args: dict[str, Any]) -> None:
-    """Queue an operation on an existing repo (or one of its branches), after checking it
-    against the queue so far."""
-    tid = _require(svc)
-    with svc.b.db.read() as conn:
-        _open_txn(conn, tid)
-        repo_id = _repo_for(conn, svc, tid, ref).id
-    _queue(svc, tid, kind, repo_id, branch, args)
+    def queue_repo_op(self, tid: str, kind: str, ref: RepoRef, branch: str | None,
+                      args: dict[str, Any]) -> None:
+        """Queue an operation on an existing repo (or one of its branches), after checking it
+        against the queue so far."""
+        with self.b.db.read() as conn:
+            _open_txn(conn, tid)
+            repo_id = _repo_for(conn, self, tid, ref).id
+        _queue(self, tid, kind, repo_id, branch, args)
 
 
-def _queue(svc: CatalogMixin, tid: str, kind: str, repo_id: int, branch: str | None,
+# -- internals ----------------------------------------------------------------------------------
+
+
+def _queue(t: Transactions, tid: str, kind: str, repo_id: int, branch: str | None,
            args: dict[str, Any]) -> None:
     """Add an operation to the queue once replaying the whole queue with it succeeds (in a
     metadata transaction that is rolled back), so a bad one is refused on arrival."""
     op = {"kind": kind, "repo_id": repo_id, "branch": branch, "commit_pk": None,
           "expect_pk": None, "args": json.dumps(args)}
     try:
-        with svc.b.db.tx() as conn:
+        with t.b.db.tx() as conn:
             _open_txn(conn, tid)
-            _apply(svc, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
+            _apply(t, conn, tid, [*_ops(conn, tid), op], time.time(), dry=True)
             raise _DryRun
     except _DryRun:
         pass
-    with svc.b.db.tx() as conn:
+    with t.b.db.tx() as conn:
         _open_txn(conn, tid)
         _add_op(conn, tid, kind, repo_id, branch, None, None, args)
 
 
-def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Row:
+def _repo_for(conn: Connection, t: Transactions, tid: str, ref: RepoRef) -> Row:
     """The repo's row; a repo this transaction is still to create gets a clear refusal."""
     try:
-        return svc._repo_row(conn, ref)
+        return t.catalog.repo_row(conn, ref)
     except NotFound:
         for op in _ops(conn, tid):
             args = json.loads(op["args"] or "{}")
@@ -343,9 +362,6 @@ def _repo_for(conn: Connection, svc: CatalogMixin, tid: str, ref: RepoRef) -> Ro
                     f"repo {ref} is created when transaction {tid} finishes; finish it"
                     " ('tusk finish transaction'), then commit to the repo") from None
         raise
-
-
-# -- internals ----------------------------------------------------------------------------------
 
 
 def _active(conn: Connection) -> str | None:
@@ -358,12 +374,6 @@ def _set_active(conn: Connection, tid: str | None) -> None:
     conn.execute(delete(m).where(m.c.key == ACTIVE_KEY))
     if tid is not None:
         conn.execute(m.insert().values(key=ACTIVE_KEY, value=tid))
-
-
-def _require(svc: CatalogMixin) -> str:
-    if svc.transaction is None:  # callers check first; this keeps the type honest
-        raise FailedPrecondition("no active transaction")
-    return svc.transaction
 
 
 def _open_txn(conn: Connection, tid: str) -> Row:
@@ -389,11 +399,11 @@ def _add_op(conn: Connection, tid: str, kind: str, repo_id: int, branch: str | N
                                     commit_pk=commit_pk, expect_pk=expect_pk, args=json.dumps(args)))
 
 
-def _hidden_for(conn: Connection, svc: CatalogMixin, tid: str, ref: CommitRef) -> Row | None:
+def _hidden_for(conn: Connection, t: Transactions, tid: str, ref: CommitRef) -> Row | None:
     """The transaction's commit on a plain ``repo@branch`` ref, if it has one."""
     if ref.commit_id is not None or ref.ancestors or ref.index is not None:
         return None
-    repo = svc._repo_row(conn, ref.repo)
+    repo = t.catalog.repo_row(conn, ref.repo)
     c = s.commits
     row = conn.execute(select(c).where(c.c.repo_id == repo.id, c.c.commit_id == tid)).first()
     if row is None or row.branch != (ref.branch or "master"):
@@ -401,7 +411,7 @@ def _hidden_for(conn: Connection, svc: CatalogMixin, tid: str, ref: CommitRef) -
     return row
 
 
-def _check_free(conn: Connection, svc: CatalogMixin, tid: str, repo: Row, ref: RepoRef, branch: str) -> None:
+def _check_free(conn: Connection, t: Transactions, tid: str, repo: Row, ref: RepoRef, branch: str) -> None:
     """One commit set holds at most one commit per repo (they share the ID)."""
     c = s.commits
     row = conn.execute(select(c).where(c.c.repo_id == repo.id, c.c.commit_id == tid)).first()
@@ -417,12 +427,12 @@ def _check_free(conn: Connection, svc: CatalogMixin, tid: str, repo: Row, ref: R
     )
 
 
-def _writable_head(conn: Connection, svc: CatalogMixin, repo: Row, ref: RepoRef, branch: str) -> int | None:
+def _writable_head(conn: Connection, t: Transactions, repo: Row, ref: RepoRef, branch: str) -> int | None:
     """The branch head a user commit would build on (None: new branch), with start commit's rules."""
-    br = svc._branch_row(conn, repo.id, branch)
+    br = t.catalog.branch_row(conn, repo.id, branch)
     if br is None:
         return None
-    if svc._upstream_ids(conn, br.id):
+    if t.branches.upstream_ids(conn, br.id):
         raise FailedPrecondition(
             f"cannot start a commit on {ref}@{branch}: it has provenance, so its commits are made"
             " by propagation"
@@ -435,10 +445,10 @@ def _writable_head(conn: Connection, svc: CatalogMixin, repo: Row, ref: RepoRef,
     return int(br.head_id)
 
 
-def _hidden_commit(conn: Connection, svc: CatalogMixin, tid: str, repo_id: int, branch: str,
+def _hidden_commit(conn: Connection, t: Transactions, tid: str, repo_id: int, branch: str,
                    parent_pk: int | None, expect: int | None, description: str, now: float,
                    auto_finish: bool) -> int:
-    pk = svc._new_commit(conn, repo_id, branch, parent_pk, USER, tid, now, finished=False,
+    pk = t.rows.new_commit(conn, repo_id, branch, parent_pk, USER, tid, now, finished=False,
                          description=description)
     _add_op(conn, tid, "commit", repo_id, branch, pk, expect, {"auto_finish": auto_finish})
     return pk
@@ -449,7 +459,7 @@ def _repo_ref(conn: Connection, repo_id: int) -> RepoRef:
     return RepoRef(r.project, r.name)
 
 
-def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, Any]], now: float,
+def _apply(t: Transactions, conn: Connection, tid: str, ops: list[dict[str, Any]], now: float,
            dry: bool = False) -> None:
     """Apply a transaction's operations in ``conn`` (``dry``: only as far as checking needs)."""
     c = s.commits
@@ -459,20 +469,20 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
         kind = op["kind"]
         if kind == "create_repo":
             ref = RepoRef(args["project"], args["name"])
-            svc._project_row(conn, ref.project)
-            if svc.find_repo(conn, ref) is not None:
+            t.catalog.project_row(conn, ref.project)
+            if t.catalog.find_repo(conn, ref) is not None:
                 raise (AlreadyExists(f"repo {ref} already exists") if dry else Conflict(
                     f"repo {ref} was created while transaction {tid} was open; stop the"
                     " transaction ('tusk stop transaction') and start again"))
-            svc._insert_repo(conn, ref, args.get("description", ""), now)
+            t.catalog.insert_repo(conn, ref, args.get("description", ""), now)
         elif kind == "delete_repo":
             repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
             if repo is None:
                 continue  # deleted meanwhile by someone else: nothing left to do
-            svc._check_no_outside_subvenance(conn, repo, bool(args.get("force")))
+            t.catalog.check_no_outside_subvenance(conn, repo, bool(args.get("force")))
             gone = set(conn.execute(select(s.branches.c.id).where(
                 s.branches.c.repo_id == repo.id)).scalars())
-            svc._delete_repo_rows(conn, repo.id)
+            t.catalog.delete_repo_rows(conn, repo.id)
             moved = [m for m in moved if m not in gone]
         elif kind == "update_repo":
             repo = conn.execute(select(s.repos).where(s.repos.c.id == op["repo_id"])).first()
@@ -484,21 +494,21 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
             conn.execute(update(s.repos).where(s.repos.c.id == repo.id).values(
                 description=args.get("description", "")))
         elif kind == "commit":
-            moved.append(_place_commit(conn, svc, tid, op, now))
+            moved.append(_place_commit(conn, t, tid, op, now))
         elif kind == "finish":
             row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).first()
             if row is not None and row.state == OPEN and not dry:
-                svc.finish_row(conn, row, args.get("description"), args.get("error") or "")
+                t.rows.finish_row(conn, row, args.get("description"), args.get("error") or "")
         elif kind == "create_branch":
             ref = _repo_ref(conn, op["repo_id"])
             head = None if args.get("head") is None else parse_commit(args["head"], ref.project)
             prov = None if args.get("provenance") is None else [
                 (RepoRef(p, r), b) for p, r, b in args["provenance"]]
             trig = None if args.get("trigger") is None else Trigger(**args["trigger"])
-            svc.create_branch_in(conn, ref, op["branch"], head, prov, trig, now, set_id=tid,
+            t.branches.create_branch_in(conn, ref, op["branch"], head, prov, trig, now, set_id=tid,
                                   moved=moved)
         elif kind == "delete_branch":
-            gone = svc._delete_branch_in(conn, _repo_ref(conn, op["repo_id"]), op["branch"],
+            gone = t.branches.delete_branch_in(conn, _repo_ref(conn, op["repo_id"]), op["branch"],
                                          bool(args.get("force")))
             moved = [m for m in moved if m != gone]
     if dry:
@@ -507,11 +517,11 @@ def _apply(svc: CommitsMixin, conn: Connection, tid: str, ops: list[dict[str, An
         if op["kind"] == "commit" and json.loads(op["args"] or "{}").get("auto_finish"):
             row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).one()
             if row.state == OPEN:
-                svc.finish_row(conn, row, None, "")
-    svc._propagate(conn, moved, tid, now)
+                t.rows.finish_row(conn, row, None, "")
+    t.branches.propagate(conn, moved, tid, now)
 
 
-def _place_commit(conn: Connection, svc: CatalogMixin, tid: str, op: dict[str, Any], now: float) -> int:
+def _place_commit(conn: Connection, t: Transactions, tid: str, op: dict[str, Any], now: float) -> int:
     """Make a hidden commit its branch's head (compare-and-set); returns the branch id."""
     c = s.commits
     row = conn.execute(select(c).where(c.c.id == op["commit_pk"])).first()
@@ -519,7 +529,7 @@ def _place_commit(conn: Connection, svc: CatalogMixin, tid: str, op: dict[str, A
     label = f"{ref}@{op['branch']}"
     if row is None:
         raise Conflict(f"commit {ref}@{tid} of this transaction was deleted; stop the transaction")
-    br = svc._branch_row(conn, op["repo_id"], op["branch"])
+    br = t.catalog.branch_row(conn, op["repo_id"], op["branch"])
     if br is None:
         if op["expect_pk"] is not None:
             raise Conflict(f"branch {label} was deleted while transaction {tid} was open; stop it"
@@ -536,7 +546,7 @@ def _place_commit(conn: Connection, svc: CatalogMixin, tid: str, op: dict[str, A
             raise Conflict(f"branch {label} moved while transaction {tid} was open; stop it"
                            " ('tusk stop transaction') and start again")
         conn.execute(update(c).where(c.c.id == row.id).values(parent_id=br.head_id))
-    svc._move_head(conn, br.id, br.head_id, row.id, now)
+    t.rows.move_head(conn, br.id, br.head_id, row.id, now)
     return int(br.id)
 
 

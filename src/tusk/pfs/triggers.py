@@ -27,7 +27,7 @@ from tusk.errors import InvalidArgument
 from tusk.storage import schema as s
 
 if TYPE_CHECKING:
-    from tusk.pfs.catalog import CatalogMixin
+    from tusk.pfs.branches import Branches
 
 # Chained triggers re-enter evaluation; refused cycles make this unreachable in practice, the
 # bound only guards against a bug turning into a stack overflow inside a write transaction.
@@ -130,7 +130,7 @@ def has_cron_triggers(conn: Connection) -> bool:
     return conn.execute(select(t.c.branch_id).where(t.c.cron_spec != "").limit(1)).first() is not None
 
 
-def fire_for_sources(svc: CatalogMixin, conn: Connection, source_ids: list[int], now: float,
+def fire_for_sources(branches: Branches, conn: Connection, source_ids: list[int], now: float,
                      depth: int = 0) -> None:
     """Evaluate every trigger whose source is one of ``source_ids`` (in ``conn``'s transaction)."""
     if not source_ids or depth > MAX_CHAIN:
@@ -141,40 +141,40 @@ def fire_for_sources(svc: CatalogMixin, conn: Connection, source_ids: list[int],
         .where(b.c.id.in_(source_ids)).order_by(t.c.branch_id)
     ).all()
     for row in rows:
-        _try_fire(svc, conn, row, now, depth)
+        _try_fire(branches, conn, row, now, depth)
 
 
-def fire_due(svc: CatalogMixin, now: float) -> int:
+def fire_due(branches: Branches, now: float) -> int:
     """Fire the cron triggers whose tick has come and whose source has something new.
 
     Cheap when nothing is due (one read of the cron triggers), since the controller calls it
     on every step. Returns how many triggers fired.
     """
     t = s.branch_triggers
-    with svc.b.db.read() as conn:
+    with branches.b.db.read() as conn:
         rows = conn.execute(select(t).where(t.c.cron_spec != "")).all()
         due = [r.branch_id for r in rows if _cron_due(conn, r, now) and _evaluate(conn, r, now)[0]]
     if not due:
         return 0
     fired = 0
-    with svc.b.db.tx() as conn:  # re-check under the write lock: another process may have won
+    with branches.b.db.tx() as conn:  # re-check under the write lock: another process may have won
         for row in conn.execute(select(t).where(t.c.branch_id.in_(due))).all():
-            fired += _try_fire(svc, conn, row, now, 0)
+            fired += _try_fire(branches, conn, row, now, 0)
     return fired
 
 
-def _try_fire(svc: CatalogMixin, conn: Connection, row: Row, now: float, depth: int) -> bool:
+def _try_fire(branches: Branches, conn: Connection, row: Row, now: float, depth: int) -> bool:
     ok, target, candidate = _evaluate(conn, row, now)
     if not ok or target is None or candidate is None:
         return False
-    from tusk.pfs.catalog import new_id
+    from tusk.pfs.commit_rows import new_id
 
-    svc._move_head(conn, target.id, target.head_id, candidate, now)
+    branches.rows.move_head(conn, target.id, target.head_id, candidate, now)
     conn.execute(update(s.branch_triggers).where(s.branch_triggers.c.branch_id == row.branch_id)
                  .values(fired_at=now))
     # A new commit set downstream, as 'create branch --head' makes; this also evaluates the
     # triggers that follow the target (chains).
-    svc._propagate(conn, target.id, new_id(), now, _depth=depth + 1)
+    branches.propagate(conn, target.id, new_id(), now, _depth=depth + 1)
     return True
 
 

@@ -55,7 +55,7 @@ def check(pps: PpsService, spec: PipelineSpec, update: bool,
 def queue(pps: PpsService, spec: PipelineSpec, update: bool, reprocess: bool) -> PipelineInfo:
     """Check a pipeline change against the root and the transaction's queue, then queue it."""
     check(pps, spec, update)
-    transactions.queue_pipeline_op(pps.pfs, {
+    pps.pfs.queue_pipeline_op({
         "project": spec.project, "name": spec.name, "user_doc": spec.user_doc,
         "update": update, "reprocess": reprocess,
     })
@@ -138,7 +138,7 @@ def _plain(pps: PpsService) -> PpsService:
 
 def _queued(pps: PpsService, tid: str) -> list[tuple[PipelineSpec, bool, bool]]:
     out = []
-    for args in transactions.queued(pps.pfs, tid, transactions.PIPELINE_OP):
+    for args in pps.pfs.queued_ops(tid, transactions.PIPELINE_OP):
         spec = parse_spec(args["user_doc"], f"pipeline {args['name']}", args["project"])
         out.append((spec, bool(args.get("update")), bool(args.get("reprocess"))))
     return out
@@ -146,12 +146,12 @@ def _queued(pps: PpsService, tid: str) -> list[tuple[PipelineSpec, bool, bool]]:
 
 def _repos_created(pps: PpsService, tid: str) -> set[RepoRef]:
     return {RepoRef(a["project"], a["name"])
-            for a in transactions.queued(pps.pfs, tid, "create_repo")}
+            for a in pps.pfs.queued_ops(tid, "create_repo")}
 
 
 def _refuse_deleted_inputs(pps: PpsService, tid: str, spec: PipelineSpec) -> None:
     """An input repo the transaction deletes would be gone when the pipeline is applied."""
-    gone = transactions.repos_deleted(pps.pfs, tid)
+    gone = pps.pfs.repos_deleted_by(tid)
     for leaf in spec.input.walk() if spec.input else ():
         ref = RepoRef(leaf.project, leaf.repo)
         if ref in gone:
