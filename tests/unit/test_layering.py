@@ -17,6 +17,9 @@ import pytest
 from tusk.storage import schema
 
 PPS_DIR = Path(__file__).resolve().parents[2] / "src" / "tusk" / "pps"
+PFS_DIR = PPS_DIR.parent / "pfs"
+# What PfsService holds (and what a component or write session calls its neighbours).
+COMPONENTS = ("catalog", "rows", "branches", "commits", "files", "transactions", "output", "svc")
 
 # The tables the pipeline layer owns; every other table of the schema belongs to PFS (or to
 # storage itself, like meta_info), and PPS must not name it.
@@ -114,3 +117,29 @@ def test_the_checker_catches_each_kind_of_breach() -> None:
             pps._row('p', 'default')
     """)
     assert violations(good, "y.py") == []
+
+
+def sibling_reaches(source: str, name: str) -> list[str]:
+    """Calls of a private method of another PFS component (``self.rows._x()``, ``svc._x()``)."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = ast.unparse(node.func.value)
+            if node.func.attr.startswith("_") and not node.func.attr.startswith("__") \
+                    and owner.split(".")[-1] in COMPONENTS:
+                found.append(f"{name}:{node.lineno}: {owner}.{node.func.attr}()")
+    return found
+
+
+def test_pfs_components_call_only_each_others_public_methods() -> None:
+    """PfsService holds its parts; none reaches into a sibling (DESIGN.md §7)."""
+    problems = [p for path in sorted(PFS_DIR.glob("*.py"))
+                for p in sibling_reaches(path.read_text(), f"pfs/{path.name}")]
+    assert not problems, "\n".join(problems)
+    assert sibling_reaches("def f(self):\n    self.rows._move_head(1)\n", "x.py")
+
+
+def test_the_service_is_composed_not_inherited() -> None:
+    from tusk.pfs.service import PfsService
+
+    assert PfsService.__bases__ == (object,)
