@@ -25,8 +25,8 @@ from tusk.pfs.service import PfsService
 from tusk.pps.controller import Controller
 from tusk.pps.service import PpsService
 from tusk.pps.spec import parse_spec
-from tusk.runners.process import ProcessRunner
-from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+from tusk.workers.runtimes.process import ProcessRunner
+from tusk.workers.runtimes.sandbox import SandboxRunner, bwrap_usable
 
 
 def setup(n: int, runner_name: str, parallelism: int, cmd: list[str]):  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ def overhead(args: argparse.Namespace) -> None:
         result[f"bare_spawn_ms_p{workers}"] = bare(cmd, sample, workers) * 1000
         if bwrap_usable():
             bw = SandboxRunner()
-            from tusk.runners.base import Invocation, Workspace
+            from tusk.workers.base import Invocation, Workspace
 
             ws = Workspace(fresh_dir("bare-bwrap"))
             ws.out.mkdir(parents=True)

@@ -19,8 +19,8 @@ from tusk.pps.controller import Controller
 from tusk.pps.service import PpsService
 from tusk.pps.spec import parse_spec
 from tusk.pps.workspace import OutputError, harvest, reset
-from tusk.runners.base import Workspace
-from tusk.runners.process import ProcessRunner, _rewrite
+from tusk.workers.base import Workspace
+from tusk.workers.runtimes.process import ProcessRunner, _rewrite
 
 
 def put(svc: PfsService, ref: str, files: dict[str, bytes]) -> None:

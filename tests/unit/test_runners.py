@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tusk.pps.logs import read_records, with_stderr
-from tusk.runners.base import Invocation, Runner, Workspace
-from tusk.runners.process import ProcessRunner
-from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+from tusk.workers.base import Invocation, Runner, Workspace
+from tusk.workers.runtimes.process import ProcessRunner
+from tusk.workers.runtimes.sandbox import SandboxRunner, bwrap_usable
 
 RUNNERS = ["process", pytest.param("sandbox", marks=pytest.mark.skipif(
     not bwrap_usable(), reason="bubblewrap cannot create namespaces here"))]

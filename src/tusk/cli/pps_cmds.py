@@ -73,7 +73,7 @@ def _say_runner() -> None:
     """Say once, where the user sees it, when user code will run without the sandbox."""
     import os
 
-    from tusk.runners.sandbox import bwrap_usable
+    from tusk.workers.runtimes.sandbox import bwrap_usable
 
     if os.environ.get("TUSK_RUNNER") == "process" or bwrap_usable():
         return

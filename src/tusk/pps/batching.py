@@ -56,8 +56,8 @@ from tusk.pps.jobs import (
 from tusk.pps.logs import DatumLog
 from tusk.pps.spec import PipelineSpec
 from tusk.pps.workspace import OutputError, harvest, materialize, reset
-from tusk.runners.base import Invocation, Outcome, Workspace
-from tusk.runners.process import _rewrite
+from tusk.workers.base import Invocation, Outcome, Workspace
+from tusk.workers.runtimes.process import _rewrite
 
 if TYPE_CHECKING:
     from sqlalchemy import Row

@@ -23,8 +23,8 @@ from tusk.pfs.service import PfsService
 from tusk.pps.jobs import JobRunner
 from tusk.pps.launch import handover_requested, has_cron_triggers, release, try_lock
 from tusk.pps.supervisor import Supervisor
-from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s
+from tusk.workers.base import Runner, choose_runner
 
 IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
 POLL = 0.05

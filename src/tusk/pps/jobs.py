@@ -46,8 +46,8 @@ from tusk.pps.spec_inputs import (
 )
 from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
-from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
+from tusk.workers.base import Invocation, Runner, Workspace
 
 SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
 # Datum states a later job skips (same ID and hash): as in Pachyderm, a datum that err_cmd

@@ -62,8 +62,8 @@ from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import CronInput
 from tusk.pps.workspace import ContentCache, materialize
 from tusk.procinfo import proc_stat
-from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
+from tusk.workers.base import Invocation, Runner, Workspace
 
 KINDS = ("spout", "service")
 BACKOFF_FIRST = 1.0
@@ -431,7 +431,7 @@ class Supervisor:
             # A plain process that writes into the root with the CLI (TUSK_ROOT above), as a
             # Pachyderm spout without auth reaches all of pachd. It gets the user's
             # environment, not the controller's: no token, database URL or object-store key.
-            from tusk.runners.user_env import session_env, tusk_shim, user_path
+            from tusk.workers.user_env import session_env, tusk_shim, user_path
 
             base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
                     "PATH": user_path(tusk_shim())}
@@ -449,19 +449,19 @@ class Supervisor:
                 names.append(name)
         served = tuple((name, cid) for name, cid, _ in heads)
         if self.runner.name == "sandbox":
-            from tusk.runners.sandbox import SandboxRunner
+            from tusk.workers.runtimes.sandbox import SandboxRunner
 
             box = self.runner if isinstance(self.runner, SandboxRunner) else SandboxRunner(self.root)
             inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, names)
             box.prepare(ws)
             return box.command(ws, inv), box.environment(inv), str(ws.root), served
-        from tusk.runners.process import _rewrite  # the process runner's /pfs rewriting
+        from tusk.workers.runtimes.process import _rewrite  # the process runner's /pfs rewriting
 
         pfs = str(ws.pfs)
         env = {k: _rewrite(v, pfs) for k, v in env.items()}
         env["TMPDIR"] = str(ws.tmp)
         cwd = _rewrite(t.working_dir, pfs) if t.working_dir else pfs
-        from tusk.runners.user_env import session_env, tusk_shim, user_path
+        from tusk.workers.user_env import session_env, tusk_shim, user_path
 
         base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
                 "PATH": user_path(tusk_shim())}
@@ -470,7 +470,7 @@ class Supervisor:
     def _stdin(self, w: _Want, ws: Workspace) -> list[str]:
         lines = list(w.spec.transform.stdin)
         if w.kind == "service" and self.runner.name != "sandbox":
-            from tusk.runners.process import _rewrite
+            from tusk.workers.runtimes.process import _rewrite
 
             lines = [_rewrite(line, str(ws.pfs)) for line in lines]
         return lines

@@ -22,9 +22,9 @@ from pathlib import Path
 from tusk.errors import InvalidArgument
 from tusk.pfs.names import normalize_path
 from tusk.pfs.trees import Entry
-from tusk.runners.base import Workspace
 from tusk.storage.content import ContentWriter
 from tusk.storage.file_cache import ContentCache
+from tusk.workers.base import Workspace
 
 
 class OutputError(Exception):

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from tusk.pps.logs import DatumLog
-from tusk.runners.base import Invocation, Outcome, Workspace
-from tusk.runners.limits import Confinement, limits_for
-from tusk.runners.user_env import session_env, tusk_shim, user_path
+from tusk.workers.base import Invocation, Outcome, Workspace
+from tusk.workers.limits import Confinement, limits_for
+from tusk.workers.user_env import session_env, tusk_shim, user_path
 
 _TICK = 0.1  # how often the waiting loop checks timeout, cancel and exit (cancel latency)
 _CHUNK = 65536
@@ -78,7 +78,7 @@ class ProcessRunner:
 
     Where a private mount namespace is possible, ``/pfs`` is real (``_private_pfs``); elsewhere
     ``/pfs`` in the command, stdin and environment is rewritten to the workspace. Either way
-    the limits of ``tusk.runners.limits`` apply from just after the process starts.
+    the limits of ``tusk.workers.limits`` apply from just after the process starts.
     """
 
     name = "process"

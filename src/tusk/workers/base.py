@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tusk.runners.limits import Limits
+from tusk.workers.limits import Limits
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Invocation:
     # Where to log instead of opening ``log`` (a ``tusk.pps.logs.DatumLog``): datum batching
     # switches it from one datum's log to the next while one process serves many datums.
     log_sink: Any = None
-    # Bounds on memory, processes, cpu, /tmp and /pfs/out (``tusk.runners.limits``); None
+    # Bounds on memory, processes, cpu, /tmp and /pfs/out (``tusk.workers.limits``); None
     # means the defaults.
     limits: Limits | None = None
 
@@ -85,8 +85,8 @@ _said_fallback = False
 def choose_runner(preferred: str | None = None, root: Path | None = None) -> Runner:
     """The sandbox when bubblewrap is usable, else the process runner (said once)."""
     global _said_fallback
-    from tusk.runners.process import ProcessRunner
-    from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+    from tusk.workers.runtimes.process import ProcessRunner
+    from tusk.workers.runtimes.sandbox import SandboxRunner, bwrap_usable
 
     if preferred == "process":
         return ProcessRunner()

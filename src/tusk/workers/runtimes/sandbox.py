@@ -1,6 +1,6 @@
 """The sandbox runner: user code under bubblewrap, seeing Pachyderm's ``/pfs`` for real.
 
-What the code sees (``tusk.runners.view``): the host's system directories read-only, its
+What the code sees (``tusk.workers.runtimes.view``): the host's system directories read-only, its
 datum's inputs read-only at ``/pfs/<input>``, ``/pfs/out`` and ``/tmp`` writable (both in the
 workspace on the host, so their size can be bounded and measured), a private ``/dev`` and
 ``/proc``, and nothing of any tusk root, home directory or the controller's working directory.
@@ -11,7 +11,7 @@ as root, without a user namespace, then ``setpriv`` drops to ``TUSK_SANDBOX_UID`
 keeps it from remounting anything. When tusk runs as another user, bubblewrap makes a user
 namespace, drops every capability and forbids nested user namespaces.
 
-Bounds (``tusk.runners.limits``) are put on the sandbox's first process while bubblewrap holds
+Bounds (``tusk.workers.limits``) are put on the sandbox's first process while bubblewrap holds
 it at a gate (``--block-fd``), so no user code runs unbounded. The network is shared, as a
 Pachyderm worker pod has one; ``TUSK_SANDBOX_NETWORK=none`` cuts it.
 """
@@ -25,11 +25,11 @@ import shutil
 import subprocess
 from typing import Any
 
-from tusk.runners import view
-from tusk.runners.base import Invocation, Outcome, Workspace, which
-from tusk.runners.limits import Confinement, limits_for
-from tusk.runners.process import run_logged
-from tusk.runners.user_env import session_env, tusk_shim, user_path
+from tusk.workers.base import Invocation, Outcome, Workspace, which
+from tusk.workers.limits import Confinement, limits_for
+from tusk.workers.runtimes import view
+from tusk.workers.runtimes.process import run_logged
+from tusk.workers.user_env import session_env, tusk_shim, user_path
 
 _NOBODY = 65534
 

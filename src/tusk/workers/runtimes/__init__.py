@@ -1,0 +1,1 @@
+"""Runtimes: the implementations of ``tusk.workers.base.Runtime`` (process, sandbox)."""
