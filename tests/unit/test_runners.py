@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 
 from tusk.pps.logs import read_records, with_stderr
-from tusk.workers.base import Invocation, Runner, Workspace
-from tusk.workers.runtimes.process import ProcessRunner
-from tusk.workers.runtimes.sandbox import SandboxRunner, bwrap_usable
+from tusk.workers.base import Invocation, Runtime, Workspace
+from tusk.workers.runtimes.process import ProcessRuntime
+from tusk.workers.runtimes.sandbox import SandboxRuntime, bwrap_usable
 
 RUNNERS = ["process", pytest.param("sandbox", marks=pytest.mark.skipif(
     not bwrap_usable(), reason="bubblewrap cannot create namespaces here"))]
 
 
-def make(kind: str) -> Runner:
-    return ProcessRunner() if kind == "process" else SandboxRunner()
+def make(kind: str) -> Runtime:
+    return ProcessRuntime() if kind == "process" else SandboxRuntime()
 
 
 @pytest.fixture
@@ -98,13 +98,13 @@ def test_cancel_set_before_start_stops_at_once(ws: Workspace, tmp_path: Path) ->
     cancel = threading.Event()
     cancel.set()
     t0 = time.monotonic()
-    out = ProcessRunner().run(ws, Invocation(["sleep", "30"], cancel=cancel), tmp_path / "d.log")
+    out = ProcessRuntime().run(ws, Invocation(["sleep", "30"], cancel=cancel), tmp_path / "d.log")
     assert out.cancelled and time.monotonic() - t0 < 0.5
 
 
 def test_missing_binary_is_an_error_line(ws: Workspace, tmp_path: Path) -> None:
     log = tmp_path / "d.log"
-    out = ProcessRunner().run(ws, Invocation(["/no/such/binary"]), log)
+    out = ProcessRuntime().run(ws, Invocation(["/no/such/binary"]), log)
     assert out.returncode == 127 and "cannot run" in out.error
     assert lines(log)[-1]["stream"] == "tusk"
 
@@ -112,7 +112,7 @@ def test_missing_binary_is_an_error_line(ws: Workspace, tmp_path: Path) -> None:
 def test_large_stdin_and_output_do_not_deadlock(ws: Workspace, tmp_path: Path) -> None:
     log = tmp_path / "d.log"
     stdin = [f"line {i}" for i in range(50_000)]  # far more than a pipe buffer either way
-    out = ProcessRunner().run(ws, Invocation(["cat"], stdin=stdin), log)
+    out = ProcessRuntime().run(ws, Invocation(["cat"], stdin=stdin), log)
     assert out.returncode == 0
     assert [r["line"] for r in lines(log)] == stdin
 

@@ -325,6 +325,13 @@ def _build(d: dict[str, Any], user_doc: dict[str, Any], default_project: str) ->
             limits_for(d["resource_limits"])
         except QuantityError as e:
             raise FieldError(e.field, e.why) from None
+    runtime = d.get("tusk", {}).get("runtime")
+    if runtime is not None:
+        from tusk.workers.runtimes import choice_problem
+
+        problem = choice_problem(runtime, "spout" if spout is not None else "")
+        if problem:
+            raise FieldError("tusk.runtime", problem)
     # Checked now, so a bad target (or SQL egress, which tusk lacks) fails at create time.
     egress = d.get("egress") or None
     if egress is not None:
