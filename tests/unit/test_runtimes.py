@@ -233,3 +233,22 @@ def test_the_check_finds_a_name_comparison() -> None:
             'y = os.environ.get("TUSK_RUNNER") in ("process", "")\n'
             'z = isinstance(r, SandboxRuntime)\n')
     assert _name_comparisons(ast.parse(code)) == [1, 2, 3, 4]
+
+
+def test_create_says_when_code_will_not_be_sandboxed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TUSK_RUNNER", raising=False)
+    monkeypatch.setattr("tusk.workers.runtimes.sandbox_usable", lambda: False)
+    plain = parse_spec(doc("p", "true"))
+    boxed = parse_spec(doc("b", "true", tusk={"runtime": "sandbox"}))
+    chose = parse_spec(doc("c", "true", tusk={"runtime": "process"}))
+    spout = parse_spec({"pipeline": {"name": "s"}, "spout": {}, "transform": {"cmd": ["true"]}})
+    (note,) = runtimes.fallback_notes([plain])
+    assert "plain processes" in note
+    (note,) = runtimes.fallback_notes([boxed])
+    assert "fail until" in note and "apt-get install bubblewrap" in note
+    assert runtimes.fallback_notes([chose, spout]) == []
+    monkeypatch.setenv("TUSK_RUNNER", "process")
+    assert runtimes.fallback_notes([plain, boxed]) == []
+    monkeypatch.setattr("tusk.workers.runtimes.sandbox_usable", lambda: True)
+    monkeypatch.delenv("TUSK_RUNNER")
+    assert runtimes.fallback_notes([plain, boxed]) == []
