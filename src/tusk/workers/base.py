@@ -42,7 +42,7 @@ class Workspace:
 
 @dataclass
 class Invocation:
-    """One attempt at running user code for a datum."""
+    """One attempt at running user code for a datum, or a long-lived process's command."""
 
     cmd: list[str]
     stdin: list[str] = field(default_factory=list)
