@@ -25,8 +25,8 @@ from tusk.pfs.service import PfsService
 from tusk.pps.controller import Controller
 from tusk.pps.service import PpsService
 from tusk.pps.spec import parse_spec
-from tusk.runners.process import ProcessRunner
-from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+from tusk.workers.runtimes.process import ProcessRuntime
+from tusk.workers.runtimes.sandbox import SandboxRuntime, bwrap_usable
 
 
 def setup(n: int, runner_name: str, parallelism: int, cmd: list[str]):  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def setup(n: int, runner_name: str, parallelism: int, cmd: list[str]):  # type: 
     with pfs.modify(parse_commit("inp@master")) as s:
         for i in range(n):
             s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
-    runner = SandboxRunner() if runner_name == "sandbox" else ProcessRunner()
+    runner = SandboxRuntime() if runner_name == "sandbox" else ProcessRuntime()
     ctl = Controller(pfs, runner, verbose=False)
     pps = PpsService(pfs)
     spec = parse_spec({"pipeline": {"name": "p"}, "transform": {"cmd": cmd},
@@ -67,8 +67,8 @@ def overhead(args: argparse.Namespace) -> None:
     for workers in (1, 2):
         result[f"bare_spawn_ms_p{workers}"] = bare(cmd, sample, workers) * 1000
         if bwrap_usable():
-            bw = SandboxRunner()
-            from tusk.runners.base import Invocation, Workspace
+            bw = SandboxRuntime()
+            from tusk.workers.base import Invocation, Workspace
 
             ws = Workspace(fresh_dir("bare-bwrap"))
             ws.out.mkdir(parents=True)

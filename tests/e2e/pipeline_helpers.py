@@ -28,7 +28,7 @@ IDLE = "5"
 
 
 def bwrap_usable() -> bool:
-    from tusk.runners.sandbox import bwrap_usable as usable
+    from tusk.workers.runtimes.sandbox import bwrap_usable as usable
 
     return usable()
 

@@ -72,3 +72,24 @@ def test_controller_killed_mid_job(pipes: Pipes, runner: str) -> None:
     assert len(datums) == N and {d["state"] for d in datums} == {"SUCCESS"}
     assert len({d["id"] for d in datums}) == N
     assert not any(Path(p.root / "work").glob("*/*/pfs/out/*"))  # scratch cleaned up
+
+
+def test_a_read_command_replaces_a_killed_controller(pipes: Pipes) -> None:
+    """After kill -9 of the background controller mid-job, read commands alone (no change, no
+    wait) bring a new controller, which finishes the job."""
+    p = pipes
+    p.repo("in", {f"f{i}": str(i) for i in range(N)})
+    p.create(spec("slow", pfs_input("in"), bash("sleep 0.4; cp $in /pfs/out/")))
+    logs = p.root / "logs" / "default" / "slow"
+    wait_for(lambda: logs.exists() and sum(1 for _ in logs.rglob("*.log")) >= 2,
+             "two datums to start")
+    for pid in p.controller_pids():
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: p.controller_pids() == [], "the controller to die")
+
+    def finished() -> bool:
+        (job,) = p.jobs("-p", "slow")  # 'tusk list job': a read command
+        return job["state"] == "SUCCESS"
+
+    wait_for(finished, "the job to finish through read commands alone", timeout=60)
+    assert p.text_tree("slow@master") == {f"/f{i}": str(i) for i in range(N)}

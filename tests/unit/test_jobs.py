@@ -19,8 +19,8 @@ from tusk.pps.controller import Controller
 from tusk.pps.service import PpsService
 from tusk.pps.spec import parse_spec
 from tusk.pps.workspace import OutputError, harvest, reset
-from tusk.runners.base import Workspace
-from tusk.runners.process import ProcessRunner, _rewrite
+from tusk.workers.base import Workspace
+from tusk.workers.runtimes.process import ProcessRuntime, _rewrite
 
 
 def put(svc: PfsService, ref: str, files: dict[str, bytes]) -> None:
@@ -50,7 +50,7 @@ def drain(ctl: Controller) -> None:
 @pytest.fixture
 def env(svc: PfsService) -> tuple[PfsService, PpsService, Controller]:
     svc.create_repo(parse_repo("in"))
-    return svc, PpsService(svc), Controller(svc, ProcessRunner(), verbose=False)
+    return svc, PpsService(svc), Controller(svc, ProcessRuntime(), verbose=False)
 
 
 def test_small_outputs_are_readable(env) -> None:  # type: ignore[no-untyped-def]

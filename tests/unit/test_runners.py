@@ -1,11 +1,13 @@
-"""Runners in isolation: line-by-line logs with timestamps and streams, timeouts, cancellation.
+"""Runtimes in isolation: line-by-line logs with timestamps and streams, timeouts, cancellation,
+and long-lived processes held at a gate.
 
-Each test runs one invocation against a scratch workspace with the process runner and, where
-bubblewrap can make namespaces here, the sandbox runner too.
+Each test runs one invocation against a scratch workspace with the process runtime and, where
+bubblewrap can make namespaces here, the sandbox runtime too.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,16 +15,17 @@ from pathlib import Path
 import pytest
 
 from tusk.pps.logs import read_records, with_stderr
-from tusk.runners.base import Invocation, Runner, Workspace
-from tusk.runners.process import ProcessRunner
-from tusk.runners.sandbox import SandboxRunner, bwrap_usable
+from tusk.workers.base import Invocation, Runtime, Workspace
+from tusk.workers.running import GATE_CLOSED
+from tusk.workers.runtimes.process import ProcessRuntime
+from tusk.workers.runtimes.sandbox import SandboxRuntime, bwrap_usable
 
 RUNNERS = ["process", pytest.param("sandbox", marks=pytest.mark.skipif(
     not bwrap_usable(), reason="bubblewrap cannot create namespaces here"))]
 
 
-def make(kind: str) -> Runner:
-    return ProcessRunner() if kind == "process" else SandboxRunner()
+def make(kind: str) -> Runtime:
+    return ProcessRuntime() if kind == "process" else SandboxRuntime()
 
 
 @pytest.fixture
@@ -98,13 +101,13 @@ def test_cancel_set_before_start_stops_at_once(ws: Workspace, tmp_path: Path) ->
     cancel = threading.Event()
     cancel.set()
     t0 = time.monotonic()
-    out = ProcessRunner().run(ws, Invocation(["sleep", "30"], cancel=cancel), tmp_path / "d.log")
+    out = ProcessRuntime().run(ws, Invocation(["sleep", "30"], cancel=cancel), tmp_path / "d.log")
     assert out.cancelled and time.monotonic() - t0 < 0.5
 
 
 def test_missing_binary_is_an_error_line(ws: Workspace, tmp_path: Path) -> None:
     log = tmp_path / "d.log"
-    out = ProcessRunner().run(ws, Invocation(["/no/such/binary"]), log)
+    out = ProcessRuntime().run(ws, Invocation(["/no/such/binary"]), log)
     assert out.returncode == 127 and "cannot run" in out.error
     assert lines(log)[-1]["stream"] == "tusk"
 
@@ -112,7 +115,7 @@ def test_missing_binary_is_an_error_line(ws: Workspace, tmp_path: Path) -> None:
 def test_large_stdin_and_output_do_not_deadlock(ws: Workspace, tmp_path: Path) -> None:
     log = tmp_path / "d.log"
     stdin = [f"line {i}" for i in range(50_000)]  # far more than a pipe buffer either way
-    out = ProcessRunner().run(ws, Invocation(["cat"], stdin=stdin), log)
+    out = ProcessRuntime().run(ws, Invocation(["cat"], stdin=stdin), log)
     assert out.returncode == 0
     assert [r["line"] for r in lines(log)] == stdin
 
@@ -122,3 +125,36 @@ def test_reason_quotes_the_last_stderr_lines() -> None:
     assert with_stderr("exit code 3", ["a", " ", "b", "c", "d"]) == "exit code 3; stderr: b | c | d"
     long = with_stderr("x", ["y" * 500])
     assert len(long) < 230 and long.endswith("...")
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_start_runs_nothing_until_the_gate_opens(kind: str, ws: Workspace, tmp_path: Path) -> None:
+    """A long-lived process (service, spout) waits at its gate, then sees stdin and /pfs."""
+    (ws.pfs / "in").mkdir(parents=True)
+    (ws.pfs / "in" / "f").write_text("input\n")
+    inv = Invocation(["sh", "-c", "cat; cat /pfs/in/f; touch /pfs/out/ran"], stdin=["hello"],
+                     inputs=["in"])
+    r, w = os.pipe()
+    try:
+        with open(tmp_path / "out.log", "wb") as out:
+            proc = make(kind).start(ws, inv, out, r)
+        time.sleep(0.3)
+        assert proc.poll() is None and not (ws.out / "ran").exists()
+        os.write(w, b"go\n")
+        assert proc.wait(10) == 0
+    finally:
+        os.close(r)
+        os.close(w)
+    assert (tmp_path / "out.log").read_text() == "hello\ninput\n"
+    assert (ws.out / "ran").exists()
+
+
+@pytest.mark.parametrize("kind", RUNNERS)
+def test_start_runs_nothing_when_the_gate_closes(kind: str, ws: Workspace, tmp_path: Path) -> None:
+    r, w = os.pipe()
+    with open(tmp_path / "out.log", "wb") as out:
+        proc = make(kind).start(ws, Invocation(["touch", "/pfs/out/ran"]), out, r)
+    os.close(r)
+    os.close(w)  # the supervisor died before recording the process
+    assert proc.wait(10) == GATE_CLOSED
+    assert not (ws.out / "ran").exists()

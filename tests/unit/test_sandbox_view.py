@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tusk.errors import InvalidArgument
-from tusk.runners import view
-from tusk.runners.limits import Confinement, Limits, _cgroup_bases, limits_for, parse_quantity
-from tusk.runners.user_env import user_path
+from tusk.workers.limits import Confinement, Limits, _cgroup_bases, limits_for, parse_quantity
+from tusk.workers.runtimes import view
+from tusk.workers.user_env import user_path
 
 
 def test_a_script_under_tmp_shows_its_directory_and_a_root_inside_it_is_masked(

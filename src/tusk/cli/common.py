@@ -85,6 +85,18 @@ def kick() -> None:
     ensure_running_if_needed(pfs())
 
 
+def revive() -> None:
+    """After a read command: if a job is in flight and no controller runs (it was killed),
+    start one, so work never waits for the user's next change (embedded mode)."""
+    import os
+
+    if os.environ.get("TUSK_NO_CONTROLLER") or is_remote():
+        return
+    from tusk.pps.launch import ensure_running_if_in_flight
+
+    ensure_running_if_in_flight(pfs())
+
+
 def project_option(f: Callable) -> Callable:
     return click.option(
         "--project", default=None, metavar="PROJECT",

@@ -22,6 +22,9 @@ from tusk.errors import INTERNAL_ERROR_EXIT, TuskError, exit_code, printable
 MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squash", "run", "rerun",
             "edit", "restart"}
 
+# Commands that run a controller themselves (or are the controller).
+OWN_CONTROLLER = {"controller", "serve"}
+
 
 class TuskGroup(click.Group):
     """A group that turns user errors into one clear line and a non-zero exit."""
@@ -29,11 +32,14 @@ class TuskGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
-            if ctx.parent is None and ctx.invoked_subcommand in MUTATING:
+            if ctx.parent is None and ctx.invoked_subcommand not in OWN_CONTROLLER:
                 from tusk.cli import common
 
                 if common._service is not None:  # the command touched a root
-                    common.kick()
+                    if ctx.invoked_subcommand in MUTATING:
+                        common.kick()
+                    else:
+                        common.revive()  # a job in flight and no controller: start one
             return result
         except TuskError as e:
             click.echo(f"tusk: {e.message}", err=True)

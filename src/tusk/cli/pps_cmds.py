@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -65,20 +66,16 @@ def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
         note_queued(svc.pfs)
     from tusk.cli.common import is_remote
 
-    if not is_remote():  # a server's runner is the server's business
-        _say_runner()
+    if not is_remote():  # where a server runs code is the server's business
+        _say_runtime(specs)
 
 
-def _say_runner() -> None:
-    """Say once, where the user sees it, when user code will run without the sandbox."""
-    import os
+def _say_runtime(specs: list[Any]) -> None:
+    """Say, where the user sees it, when user code will run without the sandbox or not at all."""
+    from tusk.workers.runtimes import fallback_notes
 
-    from tusk.runners.sandbox import bwrap_usable
-
-    if os.environ.get("TUSK_RUNNER") == "process" or bwrap_usable():
-        return
-    err("tusk: bubblewrap (bwrap) is not available: pipelines run user code as plain processes,"
-        " with /pfs paths rewritten to a scratch directory (install bubblewrap for the sandbox)")
+    for note in fallback_notes(specs):
+        err(note)
 
 
 @update.command("pipeline")

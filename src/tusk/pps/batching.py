@@ -8,7 +8,7 @@ request the slot
 
 1. finalises the datum in flight: harvests ``/pfs/out`` as that datum's output (SUCCESS), or
    records the reported error (FAILED; handed out again while ``datum_tries`` allow);
-2. empties the workspace, keeping its directories (the sandbox has them bind-mounted, so their
+2. empties the workspace, keeping its directories (a runtime may have them bind-mounted, so their
    inodes must stay), and materialises the next datum's inputs;
 3. answers with that datum's environment, or "done", after which the process has
    ``EXIT_GRACE`` seconds to exit before it is killed.
@@ -18,7 +18,7 @@ stderr lines); if datums remain, a new process is started for them. A process th
 without ever asking fails the remaining datums, rather than being restarted forever. Stopping
 the job kills the process; ``restart datum`` kills it too and hands the datum out again.
 
-Logs: what the process prints goes to the log of the datum in flight (the runner's log sink is
+Logs: what the process prints goes to the log of the datum in flight (the runtime's log sink is
 switched at every hand-out), and outside any datum (start-up, after "done") to
 ``batch-<slot>.log`` in the job's log directory, shown by ``tusk logs`` as datum ``batch-<slot>``.
 Skipping is unchanged: only the job's datums to run are handed out. ``err_cmd`` runs as its
@@ -56,8 +56,7 @@ from tusk.pps.jobs import (
 from tusk.pps.logs import DatumLog
 from tusk.pps.spec import PipelineSpec
 from tusk.pps.workspace import OutputError, harvest, materialize, reset
-from tusk.runners.base import Invocation, Outcome, Workspace
-from tusk.runners.process import _rewrite
+from tusk.workers.base import Invocation, Outcome, Runtime, Workspace
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
@@ -65,7 +64,6 @@ if TYPE_CHECKING:
     from tusk.pps.jobs import JobRunner
 
 EXIT_GRACE = 5.0  # seconds a process may take to exit after "no more datums"
-SANDBOX_SOCKET = "/run/tusk/next.sock"  # where the sandbox sees the slot's socket
 _TICK = 0.1  # how often a slot checks stop, timeouts and its process between requests
 _REQUEST_TIMEOUT = 5.0  # a client that connects but sends no complete request is dropped
 
@@ -73,7 +71,7 @@ _REQUEST_TIMEOUT = 5.0  # a client that connects but sends no complete request i
 class SwitchingLog(DatumLog):
     """A datum log whose file can change while the process writing it runs.
 
-    The runner's thread feeds it; the slot's thread retargets it at every hand-out, so both go
+    The runtime's thread feeds it; the slot's thread retargets it at every hand-out, so both go
     through one lock. ``stderr_tail`` restarts with each datum: a failure quotes its own lines.
     """
 
@@ -144,15 +142,16 @@ class _Batch:
         self.work = work
         self.log_dir = log_dir
         self.deadline = deadline
-        assert jr._watch is not None, "batching runs inside _run_datums"
+        assert jr._watch is not None and jr.runtime is not None, "batching runs in _run_datums"
         self.watch = jr._watch
+        self.runtime: Runtime = jr.runtime  # the pipeline's: the user process and err_cmd
         self.queue: deque[dm.Datum] = deque(todo)
         self.qlock = threading.Lock()
         self.results: dict[str, DatumResult] = {}
         self.done = 0
         self.counts: dict[str, int] = {}  # final datum states so far, for the live progress
         self.errors: list[BaseException] = []  # what a slot thread raised
-        # Every input name any datum has: the sandbox binds /pfs/<name> once, at start.
+        # Every input name any datum has: a runtime with a view binds /pfs/<name> once, at start.
         self.names = list(dict.fromkeys(di.name for d in todo for di in d.inputs))
 
     def run(self) -> list[DatumResult]:
@@ -226,13 +225,10 @@ class _Batch:
         t = self.spec.transform
         if not t.err_cmd or not r.attempts or self._halted():
             return
-        sandbox = self.jr.runner.name == "sandbox"
         env = datum_env(self.job, self.spec, r.datum, self.commit_ids)
-        if not sandbox:
-            env = {k: _rewrite(v, str(ws.pfs)) for k, v in env.items()}
         inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir,
                          self.spec.datum_timeout, self.names, r.attempts, limits=self.spec.limits())
-        outcome = self.jr.runner.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
+        outcome = self.runtime.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
         if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
             r.state = RECOVERED
             r.outputs = []
@@ -259,26 +255,27 @@ class _Batch:
     def _process(self, n: int, ws: Workspace, server: socket.socket, path: Path) -> None:
         """Start the user's process once and serve its requests until it has exited."""
         t = self.spec.transform
-        sandbox = self.jr.runner.name == "sandbox"
+        # The socket is under the root: a runtime that hides the root shows it elsewhere.
+        inside = self.runtime.capabilities.socket_path_inside
         env = {**t.env, "PACH_JOB_ID": self.job.job_id, "PACH_OUTPUT_COMMIT_ID": self.job.job_id,
-               "PACH_PIPELINE_NAME": self.spec.name,
-               SOCKET_ENV: SANDBOX_SOCKET if sandbox else str(path)}
+               "PACH_PIPELINE_NAME": self.spec.name, SOCKET_ENV: inside or str(path)}
         slot_log = self.log_dir / f"batch-{n}.log"
         sink = SwitchingLog(slot_log)
         kill = threading.Event()
         inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, self.names, 1, kill,
-                         {SANDBOX_SOCKET: str(path)} if sandbox else {}, sink, self.spec.limits())
+                         {inside: str(path)} if inside else {}, sink, self.spec.limits())
         reset(ws, tmp=False)  # whatever an earlier process left in /pfs is not this one's
         box: list[Outcome] = []
-        runner = threading.Thread(target=lambda: box.append(self.jr.runner.run(ws, inv, slot_log)),
-                                  name=f"batch-run-{n}", daemon=True)
-        runner.start()
+        user_proc = threading.Thread(
+            target=lambda: box.append(self.runtime.run(ws, inv, slot_log)),
+            name=f"batch-run-{n}", daemon=True)
+        user_proc.start()
         flight: _Flight | None = None
         asked = False
         done_at: float | None = None
         killed = ""  # why we killed the process, if we did
         prev: set[str] = set()  # the variables of the datum handed out before
-        while runner.is_alive():
+        while user_proc.is_alive():
             now = time.monotonic()
             if not killed:
                 timeout = self.spec.datum_timeout
@@ -297,7 +294,7 @@ class _Batch:
                 if killed:
                     kill.set()
             if killed:
-                runner.join(_TICK)
+                user_proc.join(_TICK)
                 continue
             try:
                 conn, _ = server.accept()
@@ -320,19 +317,19 @@ class _Batch:
                     prev = set()
                     done_at = time.monotonic()
                     continue
-                flight, denv = self._hand_out(d, ws, sink, sandbox)
+                flight, denv = self._hand_out(d, ws, sink)
                 _reply(conn, {"datum": d.id, "env": denv, "unset": sorted(prev - denv.keys())})
                 prev = set(denv)
-        runner.join()
-        sink.close()  # normally closed by the runner already; harmless twice
-        outcome = box[0] if box else Outcome(returncode=-1, error="the runner thread failed")
+        user_proc.join()
+        sink.close()  # normally closed by the runtime already; harmless twice
+        outcome = box[0] if box else Outcome(returncode=-1, error="the runtime's thread failed")
         if flight is not None:
             self._crashed(flight, killed, outcome, ws)
         elif not asked and killed not in ("stopped", "deadline"):
             self._never_asked(outcome)
 
     def _hand_out(self, d: dm.Datum, ws: Workspace, sink: SwitchingLog,
-                  sandbox: bool) -> tuple[_Flight, dict[str, str]]:
+                  ) -> tuple[_Flight, dict[str, str]]:
         r = self.results.get(d.id)
         log = self.log_dir / f"{d.id}.log"
         if r is None:
@@ -343,13 +340,14 @@ class _Batch:
         reset(ws, tmp=False)
         for di in d.inputs:
             src = [self.entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
-            materialize(ws, di.name, src, self.jr.cache, sandbox, _empty(self.spec, di.name))
+            materialize(ws, di.name, src, self.jr.cache, self.runtime.capabilities.links_inputs,
+                        _empty(self.spec, di.name))
         sink.retarget(log, r.attempts)
         paths = tuple(f.path for di in d.inputs for f in di.files)
         cancel = self.watch.attempt(d.id, paths)
-        env = datum_env(self.job, self.spec, d, self.commit_ids)
-        if not sandbox:  # the process runner's user code sees /pfs at the scratch directory
-            env = {k: _rewrite(v, str(ws.pfs)) for k, v in env.items()}
+        # Sent over the socket, not through the runtime: given as the code must see them.
+        env = {k: self.runtime.in_view(ws, v)
+               for k, v in datum_env(self.job, self.spec, d, self.commit_ids).items()}
         return _Flight(r, cancel, time.monotonic()), env
 
     def _finish(self, flight: _Flight, ws: Workspace, error: Any) -> None:
@@ -412,8 +410,9 @@ def _listen(path: Path) -> socket.socket:
     address, fd = short_path(str(path))
     try:
         server.bind(address)
-        # A sandbox runs its code as another user (nobody, when tusk is root); the socket is
-        # reachable only through the sandbox's bind, so opening it up is safe.
+        # An isolated runtime may run the code as another user (the sandbox: nobody, when tusk
+        # is root); it reaches the socket only through the runtime's bind, so opening it up
+        # is safe.
         os.chmod(path, 0o666)
     finally:
         if fd is not None:

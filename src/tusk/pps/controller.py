@@ -25,8 +25,9 @@ from tusk.pfs.triggers import has_cron_triggers
 from tusk.pps.jobs import JobRunner
 from tusk.pps.launch import handover_requested, release, try_lock
 from tusk.pps.supervisor import Supervisor
-from tusk.runners.base import Runner, choose_runner
 from tusk.storage import schema as s
+from tusk.workers.base import Runtime
+from tusk.workers.runtimes import Runtimes
 
 IDLE_SECONDS = float(os.environ.get("TUSK_CONTROLLER_IDLE", "20"))
 POLL = 0.05
@@ -35,17 +36,19 @@ CLOCK_EVERY = 0.25  # how often the clock thread looks for cron ticks, triggers,
 
 
 class Controller:
-    def __init__(self, pfs: PfsService, runner: Runner | None = None, verbose: bool = True) -> None:
+    def __init__(self, pfs: PfsService, runtime: Runtime | None = None, verbose: bool = True) -> None:
         self.pfs = pfs
         self.b = pfs.b
-        self.runner = runner or choose_runner(os.environ.get("TUSK_RUNNER") or None, pfs.b.root)
+        # Each pipeline's runtime is chosen when its code runs (tusk.workers.runtimes); a
+        # runtime given here overrides every choice, as TUSK_RUNNER does.
+        self.runtimes = Runtimes(pfs.b.root, runtime)
         from tusk.pps.cron import CronTicker
         from tusk.pps.service import PpsService
 
         self.cron = CronTicker(PpsService(pfs))
-        self.jobs = JobRunner(pfs, self.runner, self.say if verbose else (lambda m: None))
+        self.jobs = JobRunner(pfs, self.runtimes, self.say if verbose else (lambda m: None))
         # Spout and service pipelines: long-running processes, not jobs (see supervisor.py).
-        self.supervisor = Supervisor(pfs, self.runner, self.say if verbose else (lambda m: None))
+        self.supervisor = Supervisor(pfs, self.runtimes, self.say if verbose else (lambda m: None))
         self._active = 0.0  # when the clock thread last did something (monotonic)
 
     def say(self, msg: str) -> None:

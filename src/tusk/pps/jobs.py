@@ -27,6 +27,7 @@ from pathlib import Path
 import msgpack
 from sqlalchemy import Row, select, update
 
+from tusk.errors import FailedPrecondition
 from tusk.pfs import trees
 from tusk.pfs.merge import Listing
 from tusk.pfs.service import PfsService
@@ -47,8 +48,9 @@ from tusk.pps.spec_inputs import (
 )
 from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
-from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
+from tusk.workers.base import Invocation, Runtime, Workspace
+from tusk.workers.runtimes import Runtimes
 
 SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
 # Datum states a later job skips (same ID and hash): as in Pachyderm, a datum that err_cmd
@@ -103,10 +105,12 @@ class DatumResult:
 class JobRunner:
     """Executes jobs for one root; the controller calls ``run(job_row)``."""
 
-    def __init__(self, pfs: PfsService, runner: Runner, say: Callable[[str], None] = lambda m: None) -> None:
+    def __init__(self, pfs: PfsService, runtimes: Runtimes,
+                 say: Callable[[str], None] = lambda m: None) -> None:
         self.pfs = pfs
         self.b = pfs.b
-        self.runner = runner
+        self.runtimes = runtimes
+        self.runtime: Runtime | None = None  # the running job's pipeline's (one job at a time)
         self.say = say
         self.cache = ContentCache(self.b.root / "cache", self.b.reader())
         self._watch: JobWatch | None = None  # the running job's watch (one job at a time)
@@ -335,12 +339,18 @@ class JobRunner:
                     deadline: float | None) -> list[DatumResult]:
         if not todo:
             return []
+        try:
+            self.runtime = self.runtimes.for_pipeline(spec)
+        except FailedPrecondition as e:  # the runtime asked for cannot run here: say how to fix
+            now = time.time()
+            return [DatumResult(d, FAILED, d.hash(salt), reason=e.message, started=now,
+                                finished=now) for d in todo]
         # Stop requests and datum restarts come from other processes (see watch.py).
         self._watch = JobWatch(self.b.db, job.id)
         log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
         log_dir.mkdir(parents=True, exist_ok=True)
         # A fresh scratch directory per run: processes orphaned by a killed controller (the
-        # process runner cannot take them down with it) may still write into the old one.
+        # process runtime cannot take them down with it) may still write into the old one.
         work_root = self.b.root / "work"
         for stale in work_root.glob(f"{job.id}-*"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -402,7 +412,10 @@ class JobRunner:
         env = datum_env(job, spec, d, commit_ids)
         by_name = inputs_by_name(d, entries)
         names = list(dict.fromkeys(di.name for di in d.inputs))
-        link = self.runner.name == "sandbox"
+        runtime = self.runtime
+        assert runtime is not None, "datums run inside _run_datums"
+        # Links into the shared cache only where the runtime shows inputs read-only.
+        link = runtime.capabilities.links_inputs
         # The log names its input files first, so 'logs --inputs' works while the job runs.
         logs.write_header(log, [(di.name, di.repo, f.path, f.hash) for di in d.inputs for f in di.files])
         watch = self._watch
@@ -431,7 +444,7 @@ class JobRunner:
             inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt,
                              limits=limits)
             inv.cancel = watch.attempt(d.id, paths)
-            outcome = self.runner.run(ws, inv, log)
+            outcome = runtime.run(ws, inv, log)
             restarted = watch.finished(d.id)
             if outcome.cancelled:
                 if restarted and not watch.stopped.is_set():
@@ -456,7 +469,7 @@ class JobRunner:
         if result.state == FAILED and t.err_cmd and result.attempts and not watch.stopped.is_set():
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
                              result.attempts, limits=limits)
-            outcome = self.runner.run(ws, inv, log)
+            outcome = runtime.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
                 result.state = RECOVERED
                 result.outputs = []

@@ -107,6 +107,29 @@ def ensure_running_if_needed(pfs: PfsService) -> None:
     ensure_running(pfs.b.root)
 
 
+UNFINISHED_JOBS = ("CREATED", "STARTING", "RUNNING", "EGRESSING")
+
+
+def ensure_running_if_in_flight(pfs: PfsService) -> None:
+    """Start a background controller if a job is unfinished and no controller runs (one
+    that was killed is replaced by the next command, even a read); one lock probe when a
+    controller runs, plus one query when none does."""
+    if os.environ.get("TUSK_NO_CONTROLLER"):
+        return
+    root = pfs.b.root
+    if handover_requested(root):
+        return
+    fd = try_lock(root)
+    if fd is None:
+        return  # a controller is running
+    release(fd)
+    with pfs.b.db.read() as conn:
+        if conn.execute(select(s.jobs.c.id).where(s.jobs.c.state.in_(UNFINISHED_JOBS))
+                        .limit(1)).first() is None:
+            return
+    ensure_running(root)
+
+
 def ensure_running(root: Path) -> bool:
     """Start a background controller for ``root`` unless one holds the lock; True if started."""
     if handover_requested(root):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from tusk.pfs import names
 
 if TYPE_CHECKING:
-    from tusk.runners.limits import Limits
+    from tusk.workers.limits import Limits
 from tusk.pps.spec_errors import FieldError, SpecError
 from tusk.pps.spec_fields import (
     DEFAULT_DATUM_TRIES,
@@ -152,7 +152,7 @@ class PipelineSpec:
 
     def limits(self) -> Limits:
         """Bounds on each datum's memory, processes, cpu, /tmp and /pfs/out."""
-        from tusk.runners.limits import limits_for
+        from tusk.workers.limits import limits_for
 
         return limits_for(self.extras.get("resource_limits"))
 
@@ -319,12 +319,19 @@ def _build(d: dict[str, Any], user_doc: dict[str, Any], default_project: str) ->
     if "maximum_expected_uptime" in d:
         _duration(d, "maximum_expected_uptime", positive=False)
     if is_set(d.get("resource_limits")):
-        from tusk.runners.limits import QuantityError, limits_for  # bad ones fail at create
+        from tusk.workers.limits import QuantityError, limits_for  # bad ones fail at create
 
         try:
             limits_for(d["resource_limits"])
         except QuantityError as e:
             raise FieldError(e.field, e.why) from None
+    runtime = d.get("tusk", {}).get("runtime")
+    if runtime is not None:
+        from tusk.workers.runtimes import choice_problem
+
+        problem = choice_problem(runtime, "spout" if spout is not None else "")
+        if problem:
+            raise FieldError("tusk.runtime", problem)
     # Checked now, so a bad target (or SQL egress, which tusk lacks) fails at create time.
     egress = d.get("egress") or None
     if egress is not None:

@@ -252,6 +252,8 @@ PIPELINE_FIELDS = _Msg(
         "determined": _Msg({"workspaces": _List(STR)}),
         "maximum_expected_uptime": DURATION,
         "dry_run": BOOL,
+        # tusk's own options, not Pachyderm's: which runtime runs the code (tusk.workers).
+        "tusk": _Msg({"runtime": STR}, '{"runtime": "process"}'),
     }
 )
 

@@ -4,19 +4,24 @@ A transform pipeline runs user code once per datum. A *spout* (no input) or a *s
 input, served as a whole) instead runs its command continuously, and the ``Supervisor`` here,
 owned by the controller and driven by ``Controller.step()`` through ``tick()``, keeps it so:
 
+Each process is started by the pipeline's runtime (``tusk.workers.runtimes``), the same one
+its jobs would use, with the user's environment, never the controller's (no token, database URL
+or object-store key):
+
 * **Spouts** write into their own output repo the way Pachyderm 2.x spouts do, through the API:
   ``tusk put file <pipeline>@master:/x -f -`` or the Python API. The process gets ``TUSK_ROOT``,
-  ``PACH_PIPELINE_NAME`` and a ``PATH`` that starts with the directory of this interpreter (the
-  venv's ``tusk``). It runs as a plain process, never in the bubblewrap sandbox: it has to write
-  into the root (metadata database, objects, locks), and binding the root read-write into the
-  sandbox would hand the code everything the sandbox is meant to protect, so it would add
-  failure modes (locks and WAL files across mount namespaces, non-file backends) and no safety.
+  ``PACH_PIPELINE_NAME`` and a ``PATH`` that ends with a directory holding this installation's
+  ``tusk``. It must write into the root (metadata database, objects, locks), so it runs in a
+  runtime that ``reaches_root`` (the process runtime) whatever the default: binding the root
+  read-write into the sandbox would hand the code everything the sandbox is meant to protect,
+  so it would add failure modes (locks and WAL files across mount namespaces, non-file
+  backends) and no safety.
 * **Services** see the whole of each input (every file of the input branch's newest finished
   commit, like one datum with glob ``/``) at ``/pfs/<input>`` in a fresh workspace. When an
   input head moves to a new finished commit, the new data is materialised, the old process is
-  stopped and a new one starts on it. Services use the controller's runner choice: in the
-  sandbox when bubblewrap works (inputs read-only, ``/pfs/out`` scratch, host network), else
-  as a plain process with ``/pfs`` rewritten to the workspace. There is no Kubernetes, hence
+  stopped and a new one starts on it. In the sandbox the inputs are read-only, ``/pfs/out``
+  scratch and the network the host's; in the process runtime ``/pfs`` is real where a private
+  mount namespace can be made, else rewritten to the workspace. There is no Kubernetes, hence
   nothing to expose or map: the process shares the host's network and should listen on
   ``internal_port`` itself; both ports are passed through as ``PACH_SERVICE_INTERNAL_PORT`` and
   ``PACH_SERVICE_EXTERNAL_PORT`` (likewise for a spout with an embedded ``service``).
@@ -30,8 +35,8 @@ jobs, so while a long job runs, a restart or a service's move to new data waits 
 Each live process is recorded in ``run/<project>/<pipeline>.json`` (pid and the kernel's start
 time of the process, which together name one process even after its pid is reused). A
 controller killed with SIGKILL leaves its processes running; the next controller kills whatever
-the records name before it starts anything, so there are never two copies (a small ``/bin/sh``
-gate keeps each command from running until its record is written). ``stop pipeline``
+the records name before it starts anything, so there are never two copies (the runtime holds
+each command at a gate until its record is written). ``stop pipeline``
 and ``delete pipeline`` kill the recorded process group directly (``stop_recorded``), so they
 take effect at once even when no controller is running. The records rely on Linux's ``/proc``.
 """
@@ -55,15 +60,16 @@ from typing import IO, Any
 
 from sqlalchemy import select, update
 
-from tusk.errors import NotFound
+from tusk.errors import FailedPrecondition, NotFound
 from tusk.pfs.refs import CommitRef, RepoRef
 from tusk.pfs.service import PfsService
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import CronInput
 from tusk.pps.workspace import ContentCache, materialize
 from tusk.procinfo import proc_stat
-from tusk.runners.base import Invocation, Runner, Workspace
 from tusk.storage import schema as s
+from tusk.workers.base import Invocation, Runtime, Workspace
+from tusk.workers.runtimes import Runtimes
 
 KINDS = ("spout", "service")
 BACKOFF_FIRST = 1.0
@@ -224,12 +230,12 @@ class _Proc:
 class Supervisor:
     """Starts, watches, restarts and stops the processes of spout and service pipelines."""
 
-    def __init__(self, pfs: PfsService, runner: Runner,
+    def __init__(self, pfs: PfsService, runtimes: Runtimes,
                  say: Callable[[str], None] = lambda m: None) -> None:
         self.pfs = pfs
         self.b = pfs.b
         self.root: Path = self.b.root
-        self.runner = runner
+        self.runtimes = runtimes  # each pipeline's process starts in the pipeline's runtime
         self.say = say
         self.procs: dict[Key, _Proc] = {}
         self._specs: dict[tuple[int, int], PipelineSpec | None] = {}
@@ -375,34 +381,29 @@ class Supervisor:
         ws.out.mkdir(parents=True)
         ws.tmp.mkdir(parents=True)
         try:
-            argv, env, cwd, served = self._prepare(w, ws)
-        except NotFound as e:
+            runtime = self.runtimes.for_pipeline(w.spec)
+            inv, served = self._prepare(w, ws, runtime)
+        except (NotFound, FailedPrecondition) as e:
             shutil.rmtree(work, ignore_errors=True)
             self._failed_start(p, f"cannot start: {e}")
             return
-        stdin_path = work / "stdin"
-        stdin_path.write_text("".join(line + "\n" for line in self._stdin(w, ws)))
         # The user's code must not run before its record is on disk: a controller killed in
         # between would leave a process no record names, and the next one would start a second
-        # copy. A tiny shell holds the exec until we say go; if we die first, the pipe closes
-        # and it exits instead. (A missing command then shows as exit code 127 in the log.)
+        # copy. The runtime holds the command at a gate until we say go; if we die first, the
+        # pipe closes and it exits instead.
         gate_r, gate_w = os.pipe()
-        gated = ["/bin/sh", "-c", 'read -r _ || exit 111; exec "$@" <"$0"', str(stdin_path), *argv]
         try:
             with open(log, "ab") as out:
-                how = "process" if w.kind == "spout" else self.runner.name
-                out.write(self._line(f"starting {w.kind} {w.name} (version {w.version}, {how}):"
-                                     f" {shlex.join(w.spec.transform.cmd)}"))
+                out.write(self._line(f"starting {w.kind} {w.name} (version {w.version},"
+                                     f" {runtime.name}): {shlex.join(w.spec.transform.cmd)}"))
                 out.flush()
                 try:
-                    popen = subprocess.Popen(gated, stdin=gate_r, stdout=out,
-                                             stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                             start_new_session=True, close_fds=True)
+                    popen = runtime.start(ws, inv, out, gate_r)
                 except OSError as e:
                     shutil.rmtree(work, ignore_errors=True)
-                    # The command itself is exec'd by the gate; this is the working directory.
-                    self._failed_start(p, f"cannot start in {e.filename or cwd}: {e.strerror or e}",
-                                       out)
+                    # The command itself is exec'd behind the gate; this is the working directory.
+                    where = e.filename or inv.working_dir or "/pfs"
+                    self._failed_start(p, f"cannot start in {where}: {e.strerror or e}", out)
                     return
             p.popen, p.start, p.started_at = popen, start_time(popen.pid), time.monotonic()
             p.served, p.work = served, work
@@ -414,9 +415,15 @@ class Supervisor:
         self._set_reason(w, f"{w.kind} running (pid {popen.pid})" + self._history(p))
         self.say(f"{w.kind} {w.name}: started pid {popen.pid}")
 
-    def _prepare(self, w: _Want, ws: Workspace) -> tuple[list[str], dict[str, str], str,
-                                                          tuple[tuple[str, str], ...]]:
-        """argv, environment, working directory and served input commits of a new process."""
+    def _prepare(self, w: _Want, ws: Workspace, runtime: Runtime,
+                 ) -> tuple[Invocation, tuple[tuple[str, str], ...]]:
+        """What to run for a new process, and the input commits it serves.
+
+        A spout (see ``Runtimes.for_pipeline``: always a runtime that reaches the root) writes
+        into the root with the CLI (``TUSK_ROOT``), as a Pachyderm spout without auth reaches
+        all of pachd. Either kind gets the user's environment from its runtime, never the
+        controller's: no token, database URL or object-store key.
+        """
         t = w.spec.transform
         env = {**t.env, "PACH_PIPELINE_NAME": w.name, "PPS_PIPELINE_NAME": w.name,
                "PPS_PROJECT_NAME": w.project, "TUSK_ROOT": str(self.root.resolve())}
@@ -428,52 +435,19 @@ class Supervisor:
             if ports and ports.get(field) is not None:
                 env[var] = str(ports[field])
         if w.kind == "spout":
-            # A plain process that writes into the root with the CLI (TUSK_ROOT above), as a
-            # Pachyderm spout without auth reaches all of pachd. It gets the user's
-            # environment, not the controller's: no token, database URL or object-store key.
-            from tusk.runners.user_env import session_env, tusk_shim, user_path
-
-            base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
-                    "PATH": user_path(tusk_shim())}
-            env["TMPDIR"] = str(ws.tmp)
-            return list(t.cmd), {**base, **env}, t.working_dir or str(ws.root), ()
+            return Invocation(list(t.cmd), list(t.stdin), env, t.working_dir), ()
         heads = self._heads(w.spec)
         names: list[str] = []
         for name, cid, entries in heads:
-            # Hard links only where the sandbox mounts inputs read-only (as for datums).
-            link = self.runner.name == "sandbox"
-            materialize(ws, name, entries, self._content_cache(), link=link)
+            # Links into the shared cache only where the runtime shows inputs read-only.
+            materialize(ws, name, entries, self._content_cache(),
+                        link=runtime.capabilities.links_inputs)
             env[name] = f"/pfs/{name}"
             env[f"{name}_COMMIT"] = cid
             if name not in names:
                 names.append(name)
         served = tuple((name, cid) for name, cid, _ in heads)
-        if self.runner.name == "sandbox":
-            from tusk.runners.sandbox import SandboxRunner
-
-            box = self.runner if isinstance(self.runner, SandboxRunner) else SandboxRunner(self.root)
-            inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, names)
-            box.prepare(ws)
-            return box.command(ws, inv), box.environment(inv), str(ws.root), served
-        from tusk.runners.process import _rewrite  # the process runner's /pfs rewriting
-
-        pfs = str(ws.pfs)
-        env = {k: _rewrite(v, pfs) for k, v in env.items()}
-        env["TMPDIR"] = str(ws.tmp)
-        cwd = _rewrite(t.working_dir, pfs) if t.working_dir else pfs
-        from tusk.runners.user_env import session_env, tusk_shim, user_path
-
-        base = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
-                "PATH": user_path(tusk_shim())}
-        return [_rewrite(c, pfs) for c in t.cmd], {**base, **env}, cwd, served
-
-    def _stdin(self, w: _Want, ws: Workspace) -> list[str]:
-        lines = list(w.spec.transform.stdin)
-        if w.kind == "service" and self.runner.name != "sandbox":
-            from tusk.runners.process import _rewrite
-
-            lines = [_rewrite(line, str(ws.pfs)) for line in lines]
-        return lines
+        return Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, names), served
 
     def _content_cache(self) -> ContentCache:
         if self._cache is None:

@@ -1,9 +1,9 @@
 """A datum's files on the host: materialising inputs and harvesting ``/pfs/out``.
 
 Inputs come from a content cache under the root (``tusk.storage.file_cache``: one file per
-content hash, written once), hard-linked into the datum's scratch directory when the sandbox
-mounts them read-only, copied for the process runner (whose code could otherwise write through
-a link into the cache).
+content hash, written once), hard-linked into the datum's scratch directory when the runtime
+shows them read-only (``Capabilities.links_inputs``, the sandbox), copied otherwise (the process
+runtime's code could write through a link into the cache).
 
 Harvesting walks ``out`` without following links. A symlink is resolved as the user code saw
 it: to another output file (stored again under the link's path), to an input file (recorded as
@@ -22,9 +22,9 @@ from pathlib import Path
 from tusk.errors import InvalidArgument
 from tusk.pfs.names import normalize_path
 from tusk.pfs.trees import Entry
-from tusk.runners.base import Workspace
 from tusk.storage.content import ContentWriter
 from tusk.storage.file_cache import ContentCache
+from tusk.workers.base import Workspace
 
 
 class OutputError(Exception):
@@ -194,7 +194,7 @@ def _seen_by_user(ws: Workspace, target: str, link_dir: str) -> str:
     """A link target as the user code saw it: an absolute, normalised path in its view."""
     seen = posixpath.normpath(posixpath.join(link_dir, target))
     scratch = str(ws.pfs)
-    if seen == scratch or seen.startswith(scratch + "/"):  # the process runner rewrote /pfs
+    if seen == scratch or seen.startswith(scratch + "/"):  # a runtime without a real /pfs rewrote it
         seen = "/pfs" + seen[len(scratch):]
     return seen
 

@@ -251,6 +251,36 @@ datum_runs = Table(
     Column("finished_at", Float, nullable=False),
 )
 
+# -- PPS: datum tasks (owned by pps/tasks.py) ---------------------------------------------------
+
+# The unit of execution: one row per datum a job must run, written before any runs. A worker
+# takes a task under a lease (owner + lease_until), renews it while the datum runs and completes
+# it with the datum's output listing; an expired lease puts the task back for another worker.
+datum_tasks = Table(
+    "datum_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_pk", Integer, nullable=False),
+    Column("datum_id", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    # msgpack: what the worker needs to run the datum without asking the controller (inputs as
+    # content references: name, repo, path, content hash, size, chunks; join/group keys; ...)
+    Column("spec", LargeBinary, nullable=False),
+    Column("state", String(12), nullable=False),  # pending | running | done
+    Column("attempt", Integer, nullable=False, default=0),  # attempts started so far
+    Column("tries", Integer, nullable=False, default=3),  # datum_tries: attempts allowed
+    Column("owner", String(64), nullable=False, default=""),  # the worker holding the lease
+    Column("lease_until", Float, nullable=False, default=0.0),
+    Column("result", String(12), nullable=False, default=""),  # success | failed | recovered
+    Column("outputs", LargeBinary, nullable=True),  # msgpack listing of the datum's output
+    Column("reason", Text, nullable=False, default=""),
+    Column("started_at", Float, nullable=False, default=0.0),
+    Column("finished_at", Float, nullable=False, default=0.0),
+    UniqueConstraint("job_pk", "datum_id"),
+    sqlite_autoincrement=True,
+)
+Index("datum_tasks_claim", datum_tasks.c.job_pk, datum_tasks.c.state, datum_tasks.c.id)
+
 # -- PPS: file-level lineage and planning reasons (owned by pps/lineage.py) ---------------------
 
 # Why the planner ran each datum (new | changed | previously failed | reprocess requested); a

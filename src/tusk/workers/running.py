@@ -1,127 +1,46 @@
-"""The process runner: user code as a plain subprocess, with no isolation.
+"""Running user code as a child process: one datum attempt logged and bounded, or a long-lived
+process held at a gate.
 
-Used where bubblewrap is missing (macOS, minimal containers) or when ``TUSK_RUNNER=process``.
-On Linux, where ``unshare`` may make a private mount namespace (as root, or with user
-namespaces and an existing ``/pfs`` directory), the datum's workspace is mounted at a real
-``/pfs``. Elsewhere every ``/pfs`` prefix in the command, stdin and environment is rewritten to
-the workspace; code that builds ``/pfs`` paths at run time from other strings will not see them
-there, which is the documented limit of this runner.
-
-Also here: ``run_logged``, which every runner uses to run a command, log its output and stop
-it on timeout, cancel or a crossed bound.
+``run_logged`` is how every runtime runs a datum: it records stdout and stderr line by line in
+the datum log and stops the process group on timeout, cancel or a crossed bound.
+``start_gated`` is how every runtime starts a service or spout: the command waits behind a tiny
+shell until its supervisor has recorded it, so nothing unrecorded ever runs.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import selectors
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tusk.pps.logs import DatumLog
-from tusk.runners.base import Invocation, Outcome, Workspace
-from tusk.runners.limits import Confinement, limits_for
-from tusk.runners.user_env import session_env, tusk_shim, user_path
+from tusk.workers.base import Invocation, Outcome, Workspace
+from tusk.workers.limits import Confinement
 
 _TICK = 0.1  # how often the waiting loop checks timeout, cancel and exit (cancel latency)
 _CHUNK = 65536
 _ORPHAN_GRACE = 0.5  # how long to keep reading pipes held open after the process exited
-
-# "/pfs" as a whole path component at the start of a path ("/pfs", "/pfs/x", "'/pfs/x'"), not
-# "/data/pfs" or "/pfsx". One pass, so the replacement (which itself ends in "/pfs") is never
-# rewritten again.
-_PFS = re.compile(r"(?<![\w.~/-])/pfs(?![\w.~-])")
+GATE_CLOSED = 111  # the exit code of a gated process whose gate closed before it opened
 
 
-def _rewrite(text: str, pfs: str) -> str:
-    return _PFS.sub(lambda _m: pfs, text) if "/pfs" in text else text
+def start_gated(cmd: list[str], env: dict[str, str], cwd: str, ws: Workspace, stdin: list[str],
+                out: IO[bytes], hold: int) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in a session of its own once a line arrives on the pipe ``hold``.
 
-
-@functools.cache
-def _private_pfs() -> list[str] | None:
-    """A command prefix that shows the workspace at a real ``/pfs`` in a private mount
-    namespace, or None where this system cannot (no ``unshare``, no ``/pfs`` mount point and
-    no right to make one, no permission for mount namespaces).
-
-    The prefix runs ``unshare`` and a shell that bind-mounts its first argument on ``/pfs``:
-    code that builds ``/pfs/out/...`` paths itself, which no rewriting can reach, then works.
+    A small ``/bin/sh`` reads that line, then execs the command with its stdin from a file in
+    the workspace (the lines of ``stdin``); if the pipe closes first it exits ``GATE_CLOSED``
+    and runs nothing. A missing command then shows as exit code 127 in ``out``.
     """
-    unshare = shutil.which("unshare")
-    if unshare is None or not sys.platform.startswith("linux"):
-        return None
-    if not os.path.isdir("/pfs"):
-        try:
-            os.mkdir("/pfs", 0o755)  # an empty mount point, made once (as root)
-        except OSError:
-            return None
-    ns = ["--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        ns = ["--user", "--map-current-user", *ns]
-    prefix = [unshare, *ns, "--", "/bin/sh", "-c", 'mount --bind "$0" /pfs && exec "$@"']
-    try:
-        probe = subprocess.run([*prefix, "/", "true"], capture_output=True, timeout=10,
-                               check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return prefix if probe.returncode == 0 else None
-
-
-class ProcessRunner:
-    """No isolation: the user's code runs as tusk's user, with the user's environment.
-
-    Where a private mount namespace is possible, ``/pfs`` is real (``_private_pfs``); elsewhere
-    ``/pfs`` in the command, stdin and environment is rewritten to the workspace. Either way
-    the limits of ``tusk.runners.limits`` apply from just after the process starts.
-    """
-
-    name = "process"
-
-    def run(self, ws: Workspace, inv: Invocation, log: Path) -> Outcome:
-        ws.tmp.mkdir(parents=True, exist_ok=True)
-        ws.out.mkdir(parents=True, exist_ok=True)
-        prefix = _private_pfs()
-        pfs = "/pfs" if prefix is not None else str(ws.pfs)
-        cmd = [_rewrite(c, pfs) for c in inv.cmd]
-        stdin = "".join(_rewrite(line, pfs) + "\n" for line in inv.stdin)
-        env = {"HOME": os.environ.get("HOME", str(ws.tmp)), **session_env(),
-               "PATH": user_path(tusk_shim()),
-               **{k: _rewrite(v, pfs) for k, v in inv.env.items()}, "TMPDIR": str(ws.tmp)}
-        cwd = _rewrite(inv.working_dir, pfs) if inv.working_dir else pfs
-        if prefix is not None:
-            missing = _missing(cmd[0], env["PATH"], _rewrite(cwd, str(ws.pfs)), str(ws.pfs))
-            if missing:
-                sink = inv.log_sink if inv.log_sink is not None else DatumLog(log, inv.attempt)
-                sink.note(missing)
-                if inv.log_sink is None:
-                    sink.close()
-                return Outcome(returncode=127, error=missing)
-            # The shell of the prefix changes into the working directory after the mount.
-            cmd = [*prefix[:-1], 'mount --bind "$0" /pfs && cd "$1" && shift && exec "$@"',
-                   str(ws.pfs), cwd, *cmd]
-            cwd = str(ws.root)
-        confine = Confinement(inv.limits or limits_for(None),
-                              {str(ws.out): "/pfs/out", str(ws.tmp): "/tmp"})
-        return run_logged(cmd, stdin, env, cwd, inv, log, confine=confine,
-                          on_start=lambda proc: confine.attach(proc.pid))
-
-
-def _missing(exe: str, path: str, cwd: str, pfs: str) -> str:
-    """Why ``exe`` cannot be run, said as when it is started directly; "" if it can."""
-    if "/" in exe:
-        host = _rewrite(exe, pfs) if exe.startswith("/pfs") else exe
-        if os.access(os.path.join(cwd, host), os.X_OK):
-            return ""
-        why = "Permission denied" if os.path.exists(os.path.join(cwd, host)) \
-            else "No such file or directory"
-        return f"cannot run {exe!r}: {why}"
-    return "" if shutil.which(exe, path=path) else f"cannot run {exe!r}: No such file or directory"
+    stdin_path = ws.root / "stdin"
+    stdin_path.write_text("".join(line + "\n" for line in stdin))
+    gated = ["/bin/sh", "-c", f'read -r _ || exit {GATE_CLOSED}; exec "$@" <"$0"', str(stdin_path),
+             *cmd]
+    return subprocess.Popen(gated, stdin=hold, stdout=out, stderr=subprocess.STDOUT, env=env,
+                            cwd=cwd, start_new_session=True, close_fds=True)
 
 
 def run_logged(

@@ -301,7 +301,7 @@ class Confinement:
 
     def close(self) -> None:
         """Kill whatever the attempt left running in its cgroups (a background process of the
-        process runner, say), and remove cgroups made for this attempt alone."""
+        process runtime, say), and remove cgroups made for this attempt alone."""
         me = str(threading.get_native_id())
         for g in self.groups.values():
             _kill_members(g, spare=me)

@@ -1,6 +1,6 @@
-"""The sandbox runner: user code under bubblewrap, seeing Pachyderm's ``/pfs`` for real.
+"""The sandbox runtime: user code under bubblewrap, seeing Pachyderm's ``/pfs`` for real.
 
-What the code sees (``tusk.runners.view``): the host's system directories read-only, its
+What the code sees (``tusk.workers.runtimes.view``): the host's system directories read-only, its
 datum's inputs read-only at ``/pfs/<input>``, ``/pfs/out`` and ``/tmp`` writable (both in the
 workspace on the host, so their size can be bounded and measured), a private ``/dev`` and
 ``/proc``, and nothing of any tusk root, home directory or the controller's working directory.
@@ -11,7 +11,7 @@ as root, without a user namespace, then ``setpriv`` drops to ``TUSK_SANDBOX_UID`
 keeps it from remounting anything. When tusk runs as another user, bubblewrap makes a user
 namespace, drops every capability and forbids nested user namespaces.
 
-Bounds (``tusk.runners.limits``) are put on the sandbox's first process while bubblewrap holds
+Bounds (``tusk.workers.limits``) are put on the sandbox's first process while bubblewrap holds
 it at a gate (``--block-fd``), so no user code runs unbounded. The network is shared, as a
 Pachyderm worker pod has one; ``TUSK_SANDBOX_NETWORK=none`` cuts it.
 """
@@ -23,15 +23,16 @@ import json
 import os
 import shutil
 import subprocess
-from typing import Any
+from typing import IO, Any
 
-from tusk.runners import view
-from tusk.runners.base import Invocation, Outcome, Workspace, which
-from tusk.runners.limits import Confinement, limits_for
-from tusk.runners.process import run_logged
-from tusk.runners.user_env import session_env, tusk_shim, user_path
+from tusk.workers.base import Capabilities, Invocation, Outcome, Workspace, which
+from tusk.workers.limits import Confinement, limits_for
+from tusk.workers.running import run_logged, start_gated
+from tusk.workers.runtimes import view
+from tusk.workers.user_env import session_env, tusk_shim, user_path
 
 _NOBODY = 65534
+SOCKET_INSIDE = "/run/tusk/next.sock"  # where the code sees a socket given in Invocation.binds
 
 
 @functools.cache
@@ -66,12 +67,30 @@ def network_shared() -> bool:
     return os.environ.get("TUSK_SANDBOX_NETWORK", "").lower() not in ("none", "off", "0")
 
 
-class SandboxRunner:
+class SandboxRuntime:
+    """User code under bubblewrap: read-only host system, read-only inputs, bounded."""
+
     name = "sandbox"
+    # Inputs are bound read-only, so they may be links into the cache; the PID namespace dies
+    # with bubblewrap, taking every process the code started with it.
+    capabilities = Capabilities(links_inputs=True, real_pfs=True, kills_tree=True,
+                                honours_image=False, isolated=True, reaches_root=False,
+                                socket_path_inside=SOCKET_INSIDE)
 
     def __init__(self, root: Any = None) -> None:
         self.bwrap = which("bwrap") or "bwrap"
         self.root = root  # the tusk root, hidden from user code like every other root
+
+    def in_view(self, ws: Workspace, text: str) -> str:
+        return text  # /pfs is real
+
+    def start(self, ws: Workspace, inv: Invocation, out: IO[bytes], hold: int,
+              ) -> subprocess.Popen[bytes]:
+        """A service in the sandbox (no bounds of ``tusk.workers.limits``: those are per datum
+        attempt and belong to a slot's thread; a service outlives both)."""
+        self.prepare(ws)
+        return start_gated(self.command(ws, inv), self.environment(inv), str(ws.root), ws,
+                           list(inv.stdin), out, hold)
 
     def command(self, ws: Workspace, inv: Invocation, gate: tuple[int, int] | None = None,
                 ) -> list[str]:
@@ -163,6 +182,9 @@ class SandboxRunner:
         finally:
             for fd in sorted(fds):  # a copy: close() removes from fds
                 close(fd)
+
+
+SandboxRunner = SandboxRuntime  # the name before runtimes declared capabilities
 
 
 def _child_pid(fd: int) -> int | None:

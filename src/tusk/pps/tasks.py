@@ -1,0 +1,205 @@
+"""The datum task table: durable units of work, taken by workers under a lease.
+
+A job's datums that must run are written here (``enqueue``) before any runs. A worker takes
+one (``claim``), says when it starts an attempt (``begin_attempt``, which counts it against
+``datum_tries``), keeps its lease alive while the datum runs (``renew``) and completes it with
+the datum's result and output listing (``complete``). Only the worker that holds the lease, on
+the attempt it began, can complete a task, so a task completes exactly once even when a worker
+that was thought dead comes back.
+
+A worker that dies stops renewing; once its lease has expired the task is claimable again, and
+the attempt it had begun still counts: a datum whose attempts are used up that way is settled
+as failed ("its worker was lost") instead of being handed out again. That is Pachyderm's rule
+for a worker lost mid-datum.
+
+Claiming is a compare-and-set on the row inside one write transaction (serialised on SQLite by
+``BEGIN IMMEDIATE``; ``FOR UPDATE SKIP LOCKED`` keeps PostgreSQL workers off each other's rows),
+so it needs nothing but the metadata store: workers may be other processes or other hosts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from sqlalchemy import and_, delete, func, or_, select, update
+
+from tusk.storage import schema as s
+from tusk.storage.db import Database
+
+PENDING, RUNNING, DONE = "pending", "running", "done"
+LOST = "its worker was lost (no lease renewal) on every try"
+
+t = s.datum_tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as its worker holds it."""
+
+    id: int
+    job_pk: int
+    datum_id: str
+    hash: str
+    spec: dict[str, Any]
+    tries: int
+    owner: str
+    attempt: int  # attempts begun so far (by any worker)
+
+
+@dataclass
+class Result:
+    """What a worker hands back: the datum's state, output listing and why it ended so."""
+
+    result: str  # success | failed | recovered
+    outputs: list[Any] = field(default_factory=list)
+    reason: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Done:
+    """A completed task, as the controller merges it."""
+
+    datum_id: str
+    hash: str
+    result: str
+    outputs: list[Any]
+    reason: str
+    attempts: int
+    started_at: float
+    finished_at: float
+
+
+class TaskTable:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- the controller's side --------------------------------------------------------------
+
+    def enqueue(self, conn: Any, job_pk: int, items: Iterable[tuple[str, str, dict[str, Any]]],
+                tries: int) -> int:
+        """Write the job's tasks (datum id, hash, spec) in the caller's transaction; a task
+        already there is kept as it is (a controller that died after enqueuing enqueues
+        again). Returns how many were written."""
+        rows = [{"job_pk": job_pk, "datum_id": did, "hash": h,
+                 "spec": msgpack.packb(spec, use_bin_type=True), "state": PENDING,
+                 "attempt": 0, "tries": tries, "owner": "", "lease_until": 0.0, "result": "",
+                 "outputs": None, "reason": "", "started_at": 0.0, "finished_at": 0.0}
+                for did, h, spec in items]
+        have = set(conn.execute(select(t.c.datum_id).where(t.c.job_pk == job_pk)).scalars())
+        new = [r for r in rows if r["datum_id"] not in have]
+        for i in range(0, len(new), 500):
+            conn.execute(t.insert(), new[i:i + 500])
+        return len(new)
+
+    def counts(self, job_pk: int) -> dict[str, int]:
+        """Tasks per state, and per result for the done ones (``success``, ``failed``, ...)."""
+        out: dict[str, int] = {}
+        with self.db.read() as conn:
+            for state, result, n in conn.execute(
+                    select(t.c.state, t.c.result, func.count()).where(t.c.job_pk == job_pk)
+                    .group_by(t.c.state, t.c.result)):
+                out[state] = out.get(state, 0) + n
+                if state == DONE:
+                    out[result] = out.get(result, 0) + n
+        return out
+
+    def done(self, job_pk: int, batch: int = 1000) -> Iterator[Done]:
+        """The job's completed tasks in id order, read in batches (bounded memory)."""
+        last = 0
+        while True:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(t).where(t.c.job_pk == job_pk, t.c.state == DONE, t.c.id > last)
+                    .order_by(t.c.id).limit(batch)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield Done(r.datum_id, r.hash, r.result,
+                           msgpack.unpackb(r.outputs, raw=False) if r.outputs else [],
+                           r.reason, r.attempt, r.started_at, r.finished_at)
+            last = rows[-1].id
+
+    def drop(self, conn: Any, job_pk: int) -> None:
+        """Forget a job's tasks (its commit was deleted, or the job is sealed and recorded)."""
+        conn.execute(delete(t).where(t.c.job_pk == job_pk))
+
+    def cancel(self, conn: Any, job_pk: int, reason: str) -> int:
+        """Settle every task of the job that has not run to completion (stopped jobs)."""
+        return conn.execute(update(t).where(t.c.job_pk == job_pk, t.c.state != DONE).values(
+            state=DONE, result="failed", reason=reason, owner="",
+            finished_at=self.clock())).rowcount
+
+    # -- a worker's side --------------------------------------------------------------------
+
+    def claim(self, worker: str, lease: float, jobs: Iterable[int] | None = None) -> Task | None:
+        """Take the oldest claimable task (pending, or running under an expired lease) of
+        ``jobs`` (all jobs by default); None when there is none."""
+        jobs = list(jobs) if jobs is not None else None
+        for _ in range(8):  # lost a compare-and-set to another worker: look again
+            with self.db.tx() as conn:
+                now = self.clock()
+                where = [] if jobs is None else [t.c.job_pk.in_(jobs)]
+                expired = and_(t.c.state == RUNNING, t.c.lease_until < now)
+                # Used up by lost workers: settled, never handed out again.
+                conn.execute(update(t).where(expired, t.c.attempt >= t.c.tries, *where).values(
+                    state=DONE, result="failed", reason=LOST, owner="", finished_at=now))
+                row = conn.execute(
+                    select(t).where(or_(t.c.state == PENDING, expired), *where)
+                    .order_by(t.c.id).limit(1).with_for_update(skip_locked=True)).first()
+                if row is None:
+                    return None
+                took = conn.execute(update(t).where(
+                    t.c.id == row.id, t.c.state == row.state, t.c.owner == row.owner,
+                    t.c.attempt == row.attempt).values(
+                    state=RUNNING, owner=worker, lease_until=now + lease,
+                    started_at=row.started_at or now)).rowcount
+                if took == 1:
+                    return Task(row.id, row.job_pk, row.datum_id, row.hash,
+                                msgpack.unpackb(row.spec, raw=False), row.tries, worker,
+                                row.attempt)
+        return None
+
+    def begin_attempt(self, task: Task, lease: float) -> Task | None:
+        """Count one more attempt (and renew the lease); None if the lease was lost."""
+        with self.db.tx() as conn:
+            n = conn.execute(update(t).where(*self._held(task)).values(
+                attempt=task.attempt + 1, lease_until=self.clock() + lease)).rowcount
+        if n != 1:
+            return None
+        return Task(task.id, task.job_pk, task.datum_id, task.hash, task.spec, task.tries,
+                    task.owner, task.attempt + 1)
+
+    def renew(self, task: Task, lease: float) -> bool:
+        """Keep the lease; False when it was lost (expired and taken, or the job stopped)."""
+        with self.db.tx() as conn:
+            return conn.execute(update(t).where(*self._held(task)).values(
+                lease_until=self.clock() + lease)).rowcount == 1
+
+    def complete(self, task: Task, result: Result) -> bool:
+        """Record the datum's result; True only for the lease holder on its current attempt."""
+        with self.db.tx() as conn:
+            return conn.execute(update(t).where(*self._held(task)).values(
+                state=DONE, result=result.result, reason=result.reason, owner="",
+                outputs=msgpack.packb(result.outputs, use_bin_type=True),
+                started_at=result.started_at or self.clock(),
+                finished_at=result.finished_at or self.clock())).rowcount == 1
+
+    def release(self, task: Task, began: bool = True) -> bool:
+        """Give the task back (a worker shutting down, not a datum failing): pending again,
+        and an attempt it had begun (``began``) does not count."""
+        with self.db.tx() as conn:
+            return conn.execute(update(t).where(*self._held(task)).values(
+                state=PENDING, owner="", lease_until=0.0,
+                attempt=max(task.attempt - 1, 0) if began else task.attempt)).rowcount == 1
+
+    @staticmethod
+    def _held(task: Task) -> list[Any]:
+        return [t.c.id == task.id, t.c.state == RUNNING, t.c.owner == task.owner,
+                t.c.attempt == task.attempt]
