@@ -119,7 +119,9 @@ HTTP_STATUS: dict[type[TuskError], int] = {
     InvalidArgument: 400,
     FailedPrecondition: 412,
     Conflict: 409,
-    Busy: 503,
+    # 423 Locked, not 503: the server is well; the data lock is held by another writer, and the
+    # answer (a 4xx, with Retry-After) tells the client to ask again, not that tusk is down.
+    Busy: 423,
 }
 
 

@@ -75,3 +75,16 @@ def test_a_bug_is_a_500_with_one_line() -> None:
     body = json.loads(resp.body)
     assert resp.status_code == 500 and body["error"]["type"] == "InternalError"
     assert "\n" not in body["error"]["message"]
+
+
+def test_a_held_lock_is_a_4xx_that_says_ask_again_and_comes_back_as_busy() -> None:
+    # A contended data lock is not a server fault: 423 with Retry-After, and the remote client
+    # raises the same Busy (exit 7) a local command would.
+    from tusk.api.remote import _raise_for
+    from tusk.errors import Busy, exit_code
+
+    resp = error_response(Busy("another tusk process is writing data; try again shortly"))
+    assert resp.status_code == 423 and resp.headers["retry-after"] == "1"
+    with pytest.raises(Busy, match="try again shortly") as e:
+        _raise_for(resp.status_code, resp.body)
+    assert exit_code(e.value) == 7

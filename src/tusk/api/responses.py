@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tusk.api.request_errors import one_line
-from tusk.errors import TuskError, http_class, http_status
+from tusk.errors import Busy, TuskError, http_class, http_status
 
 # A refused or failed request: the error's class (as the SDK raises it) and one line. Written
 # out rather than a model's ``$ref``: FastAPI files a model under the route's own media type,
@@ -69,7 +69,8 @@ def error_body(err: TuskError) -> dict[str, Any]:
 def error_response(err: BaseException) -> JSONResponse:
     """The answer for an exception raised while serving a request."""
     if isinstance(err, TuskError):
-        return JSONResponse(error_body(err), status_code=http_status(err))
+        retry = {"Retry-After": "1"} if isinstance(err, Busy) else None
+        return JSONResponse(error_body(err), status_code=http_status(err), headers=retry)
     traceback.print_exception(err, file=sys.stderr)  # a bug: the server log keeps the traceback
     text = f"internal error: {type(err).__name__}: {err}".splitlines()[0]
     return JSONResponse({"error": {"type": "InternalError", "message": text}}, status_code=500)
