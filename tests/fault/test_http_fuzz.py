@@ -36,8 +36,9 @@ EXAMPLES = int(os.environ.get("TUSK_FUZZ_EXAMPLES", "10"))
 RANDOM = bool(os.environ.get("TUSK_FUZZ_RANDOM"))
 WAIT_CAP = 0.5  # seconds any waiting call may wait under the fuzzer
 # Calls that wait (for a commit, a job, new events) until their timeout: None is forever.
+# garbage_collect waits for the data lock, which an open write session holds.
 WAITING = {"/v1/pfs/subscribe_commits", "/v1/pps/subscribe_jobs", "/v1/pfs/inspect_commit",
-           "/v1/pfs/inspect_commit_set", "/v1/pps/inspect_job"}
+           "/v1/pfs/inspect_commit_set", "/v1/pps/inspect_job", "/v1/pfs/garbage_collect"}
 H = {"Authorization": f"Bearer {TOKEN}"}
 SEED_FILES = ["/a.txt", "/dir/b.txt", "/dir/c.csv"]
 

@@ -61,30 +61,40 @@ def test_an_expired_lease_puts_the_task_back_and_the_attempt_counts(
     tt, clock = table
     enqueue(tt, 1, 1, tries=2)
     first = tt.claim("w1", 30)
-    assert first is not None
-    first = tt.begin_attempt(first, 30)
-    assert first is not None and first.attempt == 1
+    assert first is not None and first.attempt == 1  # taking a task begins an attempt
     clock.now += 10
     assert tt.renew(first, 30)  # alive: renewing keeps it
     assert tt.claim("w2", 30) is None
     clock.now += 31  # w1 died: no renewal
     second = tt.claim("w2", 30)
-    assert second is not None and second.datum_id == first.datum_id and second.attempt == 1
+    assert second is not None and second.datum_id == first.datum_id and second.attempt == 2
     assert not tt.renew(first, 30)  # w1 came back: its lease is gone
-    second = tt.begin_attempt(second, 30)
-    assert second is not None and second.attempt == 2
+    assert not tt.complete(first, Result("success"))
     clock.now += 31  # w2 died too: both tries used by lost workers
     assert tt.claim("w3", 30) is None
     (done,) = list(tt.done(1))
     assert (done.result, done.reason, done.attempts) == ("failed", LOST, 2)
 
 
+def test_a_retry_after_a_failed_attempt_is_counted_by_its_worker(
+        table: tuple[TaskTable, Clock]) -> None:
+    tt, _ = table
+    enqueue(tt, 1, 1, tries=3)
+    task = tt.claim("w1", 30)
+    assert task is not None and task.attempt == 1
+    task = tt.begin_attempt(task, 30)
+    assert task is not None and task.attempt == 2
+    assert tt.complete(task, Result("failed", reason="exit 1"))
+    (done,) = list(tt.done(1))
+    assert (done.result, done.attempts) == ("failed", 2)
+
+
 def test_only_the_lease_holder_completes(table: tuple[TaskTable, Clock]) -> None:
     tt, clock = table
     enqueue(tt, 1, 1)
-    a = tt.begin_attempt(tt.claim("w1", 5), 5)  # type: ignore[arg-type]
+    a = tt.claim("w1", 5)
     clock.now += 6
-    b = tt.begin_attempt(tt.claim("w2", 5), 5)  # type: ignore[arg-type]
+    b = tt.claim("w2", 5)
     assert a is not None and b is not None
     assert not tt.complete(a, Result("success", ["/from-a"]))
     assert tt.complete(b, Result("success", ["/from-b"]))
@@ -96,10 +106,10 @@ def test_only_the_lease_holder_completes(table: tuple[TaskTable, Clock]) -> None
 def test_release_gives_the_task_back_without_counting(table: tuple[TaskTable, Clock]) -> None:
     tt, _ = table
     enqueue(tt, 1, 1)
-    task = tt.begin_attempt(tt.claim("w1", 30), 30)  # type: ignore[arg-type]
+    task = tt.claim("w1", 30)
     assert task is not None and tt.release(task)
     again = tt.claim("w2", 30)
-    assert again is not None and again.attempt == 0
+    assert again is not None and again.attempt == 1  # the released attempt did not count
 
 
 def test_cancel_and_drop_settle_and_forget_a_job(table: tuple[TaskTable, Clock]) -> None:
@@ -122,8 +132,7 @@ def _worker(root: str, name: str, out: multiprocessing.Queue) -> None:  # type: 
     tt = TaskTable(_db(Path(root)))
     done = []
     while (task := tt.claim(name, 30)) is not None:
-        task = tt.begin_attempt(task, 30)
-        if task is not None and tt.complete(task, Result("success", [name])):
+        if tt.complete(task, Result("success", [name])):
             done.append(task.datum_id)
     out.put(done)
 

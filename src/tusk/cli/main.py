@@ -23,7 +23,7 @@ MUTATING = {"put", "delete", "copy", "finish", "create", "update", "start", "squ
             "edit", "restart"}
 
 # Commands that run a controller themselves (or are the controller).
-OWN_CONTROLLER = {"controller", "serve"}
+OWN_CONTROLLER = {"controller", "serve", "worker"}
 
 
 class TuskGroup(click.Group):

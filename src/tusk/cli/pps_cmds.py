@@ -313,6 +313,26 @@ def list_datum(ref: str | None, path: str | None, why: bool, project: str | None
            f"{d.seconds:.3f}s" if d.seconds is not None else "-"] for d in ds])
 
 
+@cli.command("worker")
+@click.option("--idle", type=SECONDS, default=0,
+              help="Exit after this many seconds without a task (0: never).")
+def worker(idle: float) -> None:
+    """Run datums of any pipeline's jobs on this machine, in the foreground.
+
+    The controller starts workers for its pipelines' parallelism by itself; start more by hand
+    (here or on another host that reaches the same metadata and object store) to share the
+    work. Stop it with Ctrl-C or SIGTERM: the datum it runs is given back."""
+    import signal
+
+    from tusk.cli.common import pfs
+    from tusk.pps.worker import Worker, shutdown
+
+    w = Worker(pfs())
+    signal.signal(signal.SIGTERM, lambda *_: shutdown(w))
+    signal.signal(signal.SIGINT, lambda *_: shutdown(w))
+    w.run(idle if idle > 0 else float("inf"))
+
+
 @cli.command("controller", hidden=True)
 @click.option("--idle", type=SECONDS, default=0, help="Exit after this many idle seconds (0: never).")
 def controller(idle: float) -> None:

@@ -83,20 +83,24 @@ class OutputCommit:
         self.base_root = base_root  # the tree the datums' outputs are merged onto
 
     def add_listing(self, datum_id: str, entries: Sequence[trees.Entry],
-                    retract: Sequence[str] = (), content: ContentRows | None = None) -> None:
+                    retract: Sequence[str] = (), content: ContentRows | None = None,
+                    conn: Connection | None = None) -> None:
         """Record what datum ``datum_id`` wrote (``entries``) and which paths of its previous
         run go (``retract``), with the index rows of the content it stored, in one metadata
-        transaction. Handing a datum's listing in again replaces it (a retried task)."""
-        lst = Listing(datum_id, tuple(entries), tuple(retract))
-        blob, gone = _pack_listing(lst)
+        transaction (``conn``'s, if given: a worker completes its task in the same one).
+        Handing a datum's listing in again replaces it (a retried task)."""
         db = self.output.b.db
+        if conn is None:
+            with db.tx() as tx:
+                self.add_listing(datum_id, entries, retract, content, tx)
+            return
+        blob, gone = _pack_listing(Listing(datum_id, tuple(entries), tuple(retract)))
         t = s.output_listings
-        with db.tx() as conn:
-            self.output.require_open(conn, self.commit_pk)
-            index_content(db, conn, content)
-            conn.execute(delete(t).where(t.c.commit_pk == self.commit_pk, t.c.datum_id == datum_id))
-            conn.execute(t.insert().values(commit_pk=self.commit_pk, datum_id=datum_id,
-                                           entries=blob, retract=gone))
+        self.output.require_open(conn, self.commit_pk)
+        index_content(db, conn, content)
+        conn.execute(delete(t).where(t.c.commit_pk == self.commit_pk, t.c.datum_id == datum_id))
+        conn.execute(t.insert().values(commit_pk=self.commit_pk, datum_id=datum_id,
+                                       entries=blob, retract=gone))
 
     def withdraw(self, datum_id: str) -> None:
         """Forget a datum's listing (its task is handed out again)."""

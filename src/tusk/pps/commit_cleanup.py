@@ -35,7 +35,7 @@ def forget_output_commits(conn: Connection, commit_pks: Collection[int], squashe
         return int(res.rowcount or 0)
     jobs = conn.execute(select(j.c.id).where(j.c.commit_pk.in_(pks))).scalars().all()
     if jobs:
-        for table in (s.datum_runs, s.datum_inputs, s.restart_requests):
+        for table in (s.datum_runs, s.datum_inputs, s.restart_requests, s.datum_tasks):
             conn.execute(delete(table).where(table.c.job_pk.in_(jobs)))
         conn.execute(delete(j).where(j.c.id.in_(jobs)))
     return len(jobs)

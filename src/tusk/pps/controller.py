@@ -202,6 +202,7 @@ class Controller:
         finally:
             stop_clock.set()
             clock.join()
+            self.jobs.pool.close()  # idle by now; a worker mid-datum gives its task back
             if handover is not None:
                 # Nothing of ours may run once the server's controller has the lock: the
                 # clock has stopped, spouts and services stop now, then the lock goes.

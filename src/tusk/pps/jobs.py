@@ -15,6 +15,7 @@ leaves the job RUNNING with an open output commit, and the next controller simpl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -46,6 +47,7 @@ from tusk.pps.spec_inputs import (
     PfsInput,
     UnionInput,
 )
+from tusk.pps.tasks import TaskTable
 from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
 from tusk.storage import schema as s
@@ -114,6 +116,12 @@ class JobRunner:
         self.say = say
         self.cache = ContentCache(self.b.root / "cache", self.b.reader())
         self._watch: JobWatch | None = None  # the running job's watch (one job at a time)
+        # Datums run as durable tasks on worker processes, unless a runtime object was handed
+        # in (it cannot travel to another process) or TUSK_WORKERS=0 keeps them in threads.
+        self.use_tasks = runtimes.fixed is None and os.environ.get("TUSK_WORKERS") != "0"
+        from tusk.pps.task_run import WorkerPool
+
+        self.pool = WorkerPool(self.b.root, float(os.environ.get("TUSK_CONTROLLER_IDLE", "20")))
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -276,6 +284,7 @@ class JobRunner:
                     return current or "KILLED"  # stopped or deleted meanwhile
                 # The job's datum map is a tree too: its nodes land with the output's.
                 output.seal(conn, merged, content, extra_nodes=map_res.nodes)
+                TaskTable(db).drop(conn, job.id)  # recorded below as datum runs
                 rows = [{
                     "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
                     "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
@@ -345,6 +354,12 @@ class JobRunner:
             now = time.time()
             return [DatumResult(d, FAILED, d.hash(salt), reason=e.message, started=now,
                                 finished=now) for d in todo]
+        if self.use_tasks and not spec.transform.datum_batching:
+            # Durable datum tasks run by worker processes (task_run.py, worker.py).
+            from tusk.pps.task_run import run_as_tasks
+
+            return run_as_tasks(self, job, spec, todo, entries, commit_ids, salt, deadline,
+                                DatumResult, STOPPED)
         # Stop requests and datum restarts come from other processes (see watch.py).
         self._watch = JobWatch(self.b.db, job.id)
         log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
@@ -406,7 +421,11 @@ class JobRunner:
 
     def _run_datum(self, job: Row, spec: PipelineSpec, d: dm.Datum, ws: Workspace, entries: dict,
                    commit_ids: dict, writer, lock: threading.Lock, salt: str, log: Path,  # type: ignore[no-untyped-def]
-                   deadline: float | None) -> DatumResult:
+                   deadline: float | None, used: int = 0,
+                   on_attempt: Callable[[int], bool] | None = None) -> DatumResult:
+        """Run one datum to its result: up to ``datum_tries`` attempts, of which ``used`` were
+        already spent (by workers that were lost), then ``err_cmd``. ``on_attempt`` is asked
+        before each attempt (a worker counts it in the task table) and False stops."""
         t = spec.transform
         result = DatumResult(d, FAILED, d.hash(salt), started=time.time())
         env = datum_env(job, spec, d, commit_ids)
@@ -422,9 +441,11 @@ class JobRunner:
         assert watch is not None, "datums run inside _run_datums"
         paths = tuple(f.path for di in d.inputs for f in di.files)
         limits = spec.limits()
-        attempt = 0
+        attempt = used
         while attempt < spec.datum_tries:
             attempt += 1
+            if on_attempt is not None and not on_attempt(attempt):
+                watch.halt()
             if watch.stopped.is_set():
                 result.reason = f"not run: {STOPPED}"
                 break

@@ -173,6 +173,7 @@ def delete_job(pps: PpsService, pipeline: str, job_id: str, project: str) -> Non
     with pps.b.db.tx() as conn:
         kill_jobs(pps, conn, s.jobs.c.id == job.id, "job was deleted")
         conn.execute(delete(s.restart_requests).where(s.restart_requests.c.job_pk == job.id))
+        conn.execute(delete(s.datum_tasks).where(s.datum_tasks.c.job_pk == job.id))
         conn.execute(delete(s.jobs).where(s.jobs.c.id == job.id))
 
 

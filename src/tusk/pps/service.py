@@ -125,6 +125,7 @@ class PpsService:
             conn.execute(delete(s.datum_runs).where(s.datum_runs.c.job_pk.in_(job_pks)))
             conn.execute(delete(s.datum_inputs).where(s.datum_inputs.c.job_pk.in_(job_pks)))
             conn.execute(delete(s.restart_requests).where(s.restart_requests.c.job_pk.in_(job_pks)))
+            conn.execute(delete(s.datum_tasks).where(s.datum_tasks.c.job_pk.in_(job_pks)))
             conn.execute(delete(s.jobs).where(s.jobs.c.pipeline_id == row.id))
             conn.execute(delete(s.pipeline_versions).where(s.pipeline_versions.c.pipeline_id == row.id))
             conn.execute(delete(s.pipelines).where(s.pipelines.c.id == row.id))

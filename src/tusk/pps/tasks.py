@@ -140,12 +140,18 @@ class TaskTable:
 
     def claim(self, worker: str, lease: float, jobs: Iterable[int] | None = None) -> Task | None:
         """Take the oldest claimable task (pending, or running under an expired lease) of
-        ``jobs`` (all jobs by default); None when there is none."""
+        ``jobs`` (all jobs by default) and begin its next attempt; None when there is none."""
         jobs = list(jobs) if jobs is not None else None
+        where = [] if jobs is None else [t.c.job_pk.in_(jobs)]
+        # A read first: an idle worker polls, and must not take the write lock to find nothing.
+        with self.db.read() as conn:
+            expired = and_(t.c.state == RUNNING, t.c.lease_until < self.clock())
+            if conn.execute(select(t.c.id).where(or_(t.c.state == PENDING, expired), *where)
+                            .limit(1)).first() is None:
+                return None
         for _ in range(8):  # lost a compare-and-set to another worker: look again
             with self.db.tx() as conn:
                 now = self.clock()
-                where = [] if jobs is None else [t.c.job_pk.in_(jobs)]
                 expired = and_(t.c.state == RUNNING, t.c.lease_until < now)
                 # Used up by lost workers: settled, never handed out again.
                 conn.execute(update(t).where(expired, t.c.attempt >= t.c.tries, *where).values(
@@ -155,19 +161,21 @@ class TaskTable:
                     .order_by(t.c.id).limit(1).with_for_update(skip_locked=True)).first()
                 if row is None:
                     return None
+                # Taking a task begins its next attempt (one write per datum, not two).
                 took = conn.execute(update(t).where(
                     t.c.id == row.id, t.c.state == row.state, t.c.owner == row.owner,
                     t.c.attempt == row.attempt).values(
                     state=RUNNING, owner=worker, lease_until=now + lease,
-                    started_at=row.started_at or now)).rowcount
+                    attempt=row.attempt + 1, started_at=row.started_at or now)).rowcount
                 if took == 1:
                     return Task(row.id, row.job_pk, row.datum_id, row.hash,
                                 msgpack.unpackb(row.spec, raw=False), row.tries, worker,
-                                row.attempt)
+                                row.attempt + 1)
         return None
 
     def begin_attempt(self, task: Task, lease: float) -> Task | None:
-        """Count one more attempt (and renew the lease); None if the lease was lost."""
+        """Count one more attempt of a held task (a retry after a failed one; the first is
+        begun by ``claim``), renewing the lease; None if the lease was lost."""
         with self.db.tx() as conn:
             n = conn.execute(update(t).where(*self._held(task)).values(
                 attempt=task.attempt + 1, lease_until=self.clock() + lease)).rowcount
@@ -182,14 +190,17 @@ class TaskTable:
             return conn.execute(update(t).where(*self._held(task)).values(
                 lease_until=self.clock() + lease)).rowcount == 1
 
-    def complete(self, task: Task, result: Result) -> bool:
-        """Record the datum's result; True only for the lease holder on its current attempt."""
-        with self.db.tx() as conn:
-            return conn.execute(update(t).where(*self._held(task)).values(
-                state=DONE, result=result.result, reason=result.reason, owner="",
-                outputs=msgpack.packb(result.outputs, use_bin_type=True),
-                started_at=result.started_at or self.clock(),
-                finished_at=result.finished_at or self.clock())).rowcount == 1
+    def complete(self, task: Task, result: Result, conn: Any | None = None) -> bool:
+        """Record the datum's result (in ``conn``'s transaction if given); True only for the
+        lease holder on its current attempt."""
+        if conn is None:
+            with self.db.tx() as tx:
+                return self.complete(task, result, tx)
+        return conn.execute(update(t).where(*self._held(task)).values(
+            state=DONE, result=result.result, reason=result.reason, owner="",
+            outputs=msgpack.packb(result.outputs, use_bin_type=True),
+            started_at=result.started_at or self.clock(),
+            finished_at=result.finished_at or self.clock())).rowcount == 1
 
     def release(self, task: Task, began: bool = True) -> bool:
         """Give the task back (a worker shutting down, not a datum failing): pending again,

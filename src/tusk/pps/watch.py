@@ -51,6 +51,21 @@ class JobWatch:
                 return True
         return False
 
+    def halt(self) -> None:
+        """Stop as if the job had been stopped: every running attempt is cancelled and no new
+        one starts (a worker that lost its lease, or was asked to shut down)."""
+        self.stopped.set()
+        with self._lock:
+            for ev, _paths in self._active.values():
+                ev.set()
+
+    def cancel(self, datum_id: str) -> None:
+        """Cancel the running attempt of one datum (its worker lost the task's lease)."""
+        with self._lock:
+            active = self._active.get(datum_id)
+            if active is not None:
+                active[0].set()
+
     def close(self) -> None:
         self._done.set()
         self._thread.join()

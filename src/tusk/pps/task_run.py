@@ -1,0 +1,125 @@
+"""Running a job's datums as durable tasks on worker processes (the controller's side).
+
+The controller writes the datums that must run as tasks (``tasks.TaskTable.enqueue``: a task
+already there from a controller that died is kept, so a datum that finished is never run
+again), keeps ``parallelism`` worker processes (``pps/worker.py``) running, and watches: it keeps the
+job's progress counts, replaces a worker that died while tasks remain, and on a stop or the
+job's timeout settles the remaining tasks (a worker's next lease renewal then fails, which
+cancels the datum it runs). Once every task is done it
+reads the results back (the outputs are already stored as content and listed on the output
+commit by the workers) for ``JobRunner.run`` to merge and seal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, update
+
+from tusk.pps import datums as dm
+from tusk.pps import task_spec
+from tusk.pps.tasks import TaskTable
+from tusk.pps.watch import JobWatch
+from tusk.storage import schema as s
+
+# How often the controller looks at the task table while workers run: often while datums
+# complete (progress shows at once), less often while nothing changes (a long datum).
+TICK, TICK_MAX = 0.02, 0.25
+TERM_GRACE = 5.0  # how long a worker has to give its task back after SIGTERM
+
+
+def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: dict,
+                 commit_ids: dict, salt: str, deadline: float | None,
+                 result_of: Callable[..., Any], stopped: str) -> list[Any]:
+    """Run ``todo`` as tasks; the datums' results (``result_of(datum, state, ...)`` each).
+    ``stopped`` is the reason a stop gives the datums it kept from running."""
+    db = jr.b.db
+    table = TaskTable(db)
+    by_id = {d.id: d for d in todo}
+    with db.tx() as conn:
+        table.enqueue(conn, job.id, ((d.id, d.hash(salt), task_spec.encode(d, entries, commit_ids))
+                                     for d in todo), spec.datum_tries)
+    watch = JobWatch(db, job.id)
+    want = max(1, spec.parallelism)
+    last: dict[str, int] = {}
+    tick = TICK
+    try:
+        while True:
+            counts = table.counts(job.id)
+            shown = {k: counts.get(k, 0) for k in ("success", "failed", "recovered")}
+            tick = min(tick * 1.5, TICK_MAX)
+            if shown != last:
+                last, tick = shown, TICK
+                with db.tx() as conn:
+                    conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                        processed=shown["success"], failed=shown["failed"],
+                        recovered=shown["recovered"]))
+            left = sum(v for k, v in counts.items() if k in ("pending", "running"))
+            if left == 0:
+                break
+            if watch.stopped.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                why = (f"not run: {stopped}" if watch.stopped.is_set()
+                       else f"not run: job_timeout of {spec.job_timeout:g}s exceeded")
+                with db.tx() as conn:
+                    table.cancel(conn, job.id, why)
+                break
+            jr.pool.ensure(min(want, left))
+            time.sleep(tick)
+    finally:
+        watch.close()
+    listed = {lst.datum_id: lst for lst in jr.pfs.output.open(job.commit_pk).listings()}
+    out = []
+    for done in table.done(job.id):
+        d = by_id.get(done.datum_id)
+        if d is None:
+            continue  # planned by an earlier run of this job and not wanted now
+        lst = listed.get(done.datum_id)
+        outputs = list(lst.entries) if lst is not None and done.result == "success" else []
+        out.append(result_of(d, done.result, done.hash, outputs, done.reason, done.attempts,
+                             done.started_at, done.finished_at))
+    return out
+
+
+class WorkerPool:
+    """The controller's worker processes. They serve any job's tasks and exit by themselves
+    after an idle spell, so the pool only tops up: a job's first datum does not wait for a
+    process to start when one is already there."""
+
+    def __init__(self, root: Path, idle: float) -> None:
+        self.root = root
+        self.idle = idle
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def ensure(self, n: int) -> None:
+        self.procs = [p for p in self.procs if p.poll() is None]
+        while len(self.procs) < n:
+            self.procs.append(self._spawn())
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "TUSK_ROOT": str(self.root), "TUSK_WORKER_IDLE": str(self.idle)}
+        with open(self.root / "controller.log", "ab") as log:
+            return subprocess.Popen([sys.executable, "-m", "tusk.pps.worker",
+                                     "--parent", str(os.getpid())],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                    start_new_session=True, close_fds=True)
+
+    def close(self) -> None:
+        """SIGTERM (a worker cancels its datum and gives the task back), then SIGKILL."""
+        for w in self.procs:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        end = time.monotonic() + TERM_GRACE
+        for w in self.procs:
+            try:
+                w.wait(max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+        self.procs = []
