@@ -35,7 +35,8 @@ from tusk.pps.spec import parse_spec
 from tusk.workers.base import Invocation, Workspace
 from tusk.workers.runtimes.sandbox import SandboxRuntime, bwrap_usable
 
-CMD = ["sh", "-c", "cp /pfs/inp/x /pfs/out/x"]
+CMD = ["sh", "-c", 'cp "$inp" /pfs/out/']  # $inp: the datum's file, as Pachyderm sets it
+BARE = ["sh", "-c", "cp /pfs/inp/x /pfs/out/"]  # the same, with the path written out
 
 
 def bare(argvs: list[list[str]], workers: int) -> float:
@@ -68,29 +69,37 @@ def bare_bwrap(n: int, workers: int) -> float:
         ws.tmp.mkdir(parents=True)
         (ws.pfs / "inp").mkdir()
         (ws.pfs / "inp" / "x").write_text(f"{i}\n")
-        argvs.append(runtime.command(ws, Invocation(CMD)) + [])
+        if os.geteuid() == 0:  # the code runs as uid 65534 (the sandbox hands it its out, /tmp)
+            for d in (ws.out, ws.tmp):
+                os.chown(d, 65534, 65534)
+        argvs.append(runtime.command(ws, Invocation(BARE, inputs=["inp"])))
     return bare(argvs, workers)
 
 
-def tusk_job(n: int, runtime: str, parallelism: int) -> tuple[float, int]:
-    """Seconds for the job (create pipeline to sealed output) and the workers' peak RSS (KiB)."""
+def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False) -> tuple[float, int]:
+    """Seconds for the job (create pipeline to sealed output) and the workers' peak RSS (KiB).
+    ``threads``: datums in the controller's threads (``TUSK_WORKERS=0``), for comparison."""
     root = fresh_dir(f"tasks-{runtime}")
     os.environ["TUSK_RUNNER"] = runtime
+    os.environ["TUSK_WORKERS"] = "0" if threads else "1"
     pfs = PfsService.open(root)
     pfs.create_repo(parse_repo("inp"))
     with pfs.modify(parse_commit("inp@master")) as s:
         for i in range(n):
-            s.put_bytes(f"/f{i:07d}/x", b"%d\n" % i)
+            s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
     ctl = Controller(pfs, verbose=False)
     pps = PpsService(pfs)
     spec = parse_spec({"pipeline": {"name": "p"}, "transform": {"cmd": CMD},
                        "parallelism_spec": {"constant": parallelism},
                        "input": {"pfs": {"repo": "inp", "glob": "/*", "name": "inp"}}})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     pps.create_pipeline(spec)
     while ctl.step():
         pass
     wall = time.perf_counter() - t0
+    c1 = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"{runtime}: controller cpu {c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime:.1f}s"
+          f" of {wall:.1f}s", file=sys.stderr)
     job = pps.list_jobs("p")[0]
     assert job.state == "SUCCESS" and job.processed == n, job
     ctl.jobs.pool.close()
@@ -104,6 +113,8 @@ def main() -> None:
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--sample", type=int, default=0, help="bare spawns timed (0: as many as datums)")
     ap.add_argument("--runtimes", default="process,sandbox")
+    ap.add_argument("--threads", action="store_true",
+                    help="also run the job in the controller's threads (TUSK_WORKERS=0)")
     args = ap.parse_args()
     n, par = args.datums, args.parallelism
     sample = min(n, args.sample or n)
@@ -118,6 +129,9 @@ def main() -> None:
             "ratio": round(wall / ref, 2), "tusk_ms_per_datum": round(wall / n * 1000, 2),
             "bare_ms_per_datum": round(ref / n * 1000, 2), "goal_ratio": 1.2,
             "worker_peak_rss_mib": round(worker_rss / 1024, 1)}
+        if args.threads:
+            wall, _ = tusk_job(n, runtime, par, threads=True)
+            result[runtime]["in_controller_threads_ms_per_datum"] = round(wall / n * 1000, 2)
     result["controller_peak_rss_mib"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report("datum_tasks_overhead", result)

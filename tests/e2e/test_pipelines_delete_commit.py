@@ -97,8 +97,9 @@ def test_deleting_a_commit_set_whose_job_is_running_kills_the_job(pipes: Pipes) 
     p.wait(c1, timeout=60)
     c2 = p.put("in", {"b": "2", "c": "3"})
     deadline = time.monotonic() + 60
-    while (state := p.job("slow", c2)["state"]) != "RUNNING":
-        assert time.monotonic() < deadline and state in ("CREATED", "STARTING"), state
+    # The job appears once the controller has seen the commit; until then there is none.
+    while (state := next((j["state"] for j in p.jobs(c2, "-p", "slow")), "")) != "RUNNING":
+        assert time.monotonic() < deadline and state in ("", "CREATED", "STARTING"), state
         time.sleep(0.1)
     p.ok("delete", "commit", c2)
     assert c2 not in [j["id"] for j in p.jobs("-p", "slow")]

@@ -29,9 +29,11 @@ from tusk.pps.tasks import TaskTable
 from tusk.pps.watch import JobWatch
 from tusk.storage import schema as s
 
-# How often the controller looks at the task table while workers run: often while datums
-# complete (progress shows at once), less often while nothing changes (a long datum).
-TICK, TICK_MAX = 0.02, 0.25
+# How often the controller looks at the task table while workers run: soon after enqueuing
+# (a one-datum job is done in a few ms), ten times a second while datums complete (progress
+# shows promptly without the controller taking a core from the workers), less often while
+# nothing changes (a long datum).
+TICK, TICK_BUSY, TICK_MAX = 0.02, 0.1, 0.25
 TERM_GRACE = 5.0  # how long a worker has to give its task back after SIGTERM
 
 
@@ -48,15 +50,15 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
                                      for d in todo), spec.datum_tries)
     watch = JobWatch(db, job.id)
     want = max(1, spec.parallelism)
-    last: dict[str, int] = {}
-    tick = TICK
+    last = {"success": 0, "failed": 0, "recovered": 0}  # as the job starts (run() zeroed them)
+    tick = TICK / 1.5
     try:
         while True:
             counts = table.counts(job.id)
             shown = {k: counts.get(k, 0) for k in ("success", "failed", "recovered")}
             tick = min(tick * 1.5, TICK_MAX)
             if shown != last:
-                last, tick = shown, TICK
+                last, tick = shown, TICK_BUSY
                 with db.tx() as conn:
                     conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                         processed=shown["success"], failed=shown["failed"],

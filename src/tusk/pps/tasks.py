@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from tusk.storage import schema as s
 from tusk.storage.db import Database
@@ -34,6 +34,32 @@ PENDING, RUNNING, DONE = "pending", "running", "done"
 LOST = "its worker was lost (no lease renewal) on every try"
 
 t = s.datum_tasks
+
+
+# The hot statements, built once (building a statement costs more Python than running it):
+# a worker takes, renews and completes one task per datum.
+_HELD = and_(t.c.id == bindparam("tid"), t.c.state == RUNNING, t.c.owner == bindparam("towner"),
+             t.c.attempt == bindparam("tattempt"))
+_OPEN = or_(t.c.state == PENDING, and_(t.c.state == RUNNING, t.c.lease_until < bindparam("now")))
+_IN_JOBS = t.c.job_pk.in_(bindparam("jobs", expanding=True))
+_FIRST_OPEN = {only: select(t).where(_OPEN, *([_IN_JOBS] if only else [])).order_by(t.c.id)
+               .limit(1).with_for_update(skip_locked=True) for only in (False, True)}
+_TAKE = update(t).where(t.c.id == bindparam("tid"), t.c.state == bindparam("was_state"),
+                        t.c.owner == bindparam("was_owner"),
+                        t.c.attempt == bindparam("was_attempt")).values(
+    state=RUNNING, owner=bindparam("worker"), lease_until=bindparam("until"),
+    attempt=bindparam("attempt"), started_at=bindparam("started"))
+_SETTLE_LOST = update(t).where(t.c.id == bindparam("tid")).values(
+    state=DONE, result="failed", reason=LOST, owner="", finished_at=bindparam("now"))
+_RENEW = update(t).where(_HELD).values(lease_until=bindparam("until"))
+_COMPLETE = update(t).where(_HELD).values(
+    state=DONE, result=bindparam("result"), reason=bindparam("reason"), owner="",
+    outputs=bindparam("outputs"), started_at=bindparam("started"),
+    finished_at=bindparam("finished"))
+
+
+def _held(task: Task) -> dict[str, Any]:
+    return {"tid": task.id, "towner": task.owner, "tattempt": task.attempt}
 
 
 @dataclass(frozen=True)
@@ -138,47 +164,60 @@ class TaskTable:
 
     # -- a worker's side --------------------------------------------------------------------
 
-    def claim(self, worker: str, lease: float, jobs: Iterable[int] | None = None) -> Task | None:
+    def claim(self, worker: str, lease: float, jobs: Iterable[int] | None = None,
+              conn: Any | None = None) -> Task | None:
         """Take the oldest claimable task (pending, or running under an expired lease) of
-        ``jobs`` (all jobs by default) and begin its next attempt; None when there is none."""
-        jobs = list(jobs) if jobs is not None else None
-        where = [] if jobs is None else [t.c.job_pk.in_(jobs)]
+        ``jobs`` (all jobs by default) and begin its next attempt; None when there is none.
+        In ``conn``'s transaction if given (a worker completes one task and takes the next in
+        one write), with one try: a task lost to another worker there is simply not taken."""
+        only = None if jobs is None else list(jobs)
+        where = [] if only is None else [t.c.job_pk.in_(only)]
+        if conn is not None:
+            return self._take(conn, worker, lease, only)[0]
         # A read first: an idle worker polls, and must not take the write lock to find nothing.
-        with self.db.read() as conn:
+        with self.db.read() as rconn:
             expired = and_(t.c.state == RUNNING, t.c.lease_until < self.clock())
-            if conn.execute(select(t.c.id).where(or_(t.c.state == PENDING, expired), *where)
-                            .limit(1)).first() is None:
+            if rconn.execute(select(t.c.id).where(or_(t.c.state == PENDING, expired), *where)
+                             .limit(1)).first() is None:
                 return None
         for _ in range(8):  # lost a compare-and-set to another worker: look again
-            with self.db.tx() as conn:
-                now = self.clock()
-                expired = and_(t.c.state == RUNNING, t.c.lease_until < now)
-                # Used up by lost workers: settled, never handed out again.
-                conn.execute(update(t).where(expired, t.c.attempt >= t.c.tries, *where).values(
-                    state=DONE, result="failed", reason=LOST, owner="", finished_at=now))
-                row = conn.execute(
-                    select(t).where(or_(t.c.state == PENDING, expired), *where)
-                    .order_by(t.c.id).limit(1).with_for_update(skip_locked=True)).first()
-                if row is None:
-                    return None
-                # Taking a task begins its next attempt (one write per datum, not two).
-                took = conn.execute(update(t).where(
-                    t.c.id == row.id, t.c.state == row.state, t.c.owner == row.owner,
-                    t.c.attempt == row.attempt).values(
-                    state=RUNNING, owner=worker, lease_until=now + lease,
-                    attempt=row.attempt + 1, started_at=row.started_at or now)).rowcount
-                if took == 1:
-                    return Task(row.id, row.job_pk, row.datum_id, row.hash,
-                                msgpack.unpackb(row.spec, raw=False), row.tries, worker,
-                                row.attempt + 1)
+            with self.db.tx() as wconn:
+                task, none_left = self._take(wconn, worker, lease, only)
+                if task is not None or none_left:
+                    return task
         return None
+
+    def _take(self, conn: Any, worker: str, lease: float, jobs: list[int] | None
+              ) -> tuple[Task | None, bool]:
+        """The task taken, or None and whether there was none to take at all."""
+        while True:
+            now = self.clock()
+            params: dict[str, Any] = {"now": now} if jobs is None else {"now": now, "jobs": jobs}
+            row = conn.execute(_FIRST_OPEN[jobs is not None], params).first()
+            if row is None:
+                return None, True
+            if row.state == RUNNING and row.attempt >= row.tries:
+                # Its lease expired on its last try: used up by lost workers, settled as
+                # failed and never handed out again.
+                conn.execute(_SETTLE_LOST, {"tid": row.id, "now": now})
+                continue
+            # Taking a task begins its next attempt (one write per datum, not two).
+            took = conn.execute(_TAKE, {
+                "tid": row.id, "was_state": row.state, "was_owner": row.owner,
+                "was_attempt": row.attempt, "worker": worker, "until": now + lease,
+                "attempt": row.attempt + 1, "started": row.started_at or now}).rowcount
+            if took != 1:
+                return None, False
+            return Task(row.id, row.job_pk, row.datum_id, row.hash,
+                        msgpack.unpackb(row.spec, raw=False), row.tries, worker,
+                        row.attempt + 1), False
 
     def begin_attempt(self, task: Task, lease: float) -> Task | None:
         """Count one more attempt of a held task (a retry after a failed one; the first is
         begun by ``claim``), renewing the lease; None if the lease was lost."""
         with self.db.tx() as conn:
-            n = conn.execute(update(t).where(*self._held(task)).values(
-                attempt=task.attempt + 1, lease_until=self.clock() + lease)).rowcount
+            n = conn.execute(update(t).where(_HELD).values(
+                attempt=task.attempt + 1, lease_until=self.clock() + lease), _held(task)).rowcount
         if n != 1:
             return None
         return Task(task.id, task.job_pk, task.datum_id, task.hash, task.spec, task.tries,
@@ -187,8 +226,8 @@ class TaskTable:
     def renew(self, task: Task, lease: float) -> bool:
         """Keep the lease; False when it was lost (expired and taken, or the job stopped)."""
         with self.db.tx() as conn:
-            return conn.execute(update(t).where(*self._held(task)).values(
-                lease_until=self.clock() + lease)).rowcount == 1
+            return conn.execute(_RENEW, {**_held(task), "until": self.clock() + lease}
+                                ).rowcount == 1
 
     def complete(self, task: Task, result: Result, conn: Any | None = None) -> bool:
         """Record the datum's result (in ``conn``'s transaction if given); True only for the
@@ -196,21 +235,17 @@ class TaskTable:
         if conn is None:
             with self.db.tx() as tx:
                 return self.complete(task, result, tx)
-        return conn.execute(update(t).where(*self._held(task)).values(
-            state=DONE, result=result.result, reason=result.reason, owner="",
-            outputs=msgpack.packb(result.outputs, use_bin_type=True),
-            started_at=result.started_at or self.clock(),
-            finished_at=result.finished_at or self.clock())).rowcount == 1
+        return conn.execute(_COMPLETE, {
+            **_held(task), "result": result.result, "reason": result.reason,
+            "outputs": msgpack.packb(result.outputs, use_bin_type=True),
+            "started": result.started_at or self.clock(),
+            "finished": result.finished_at or self.clock()}).rowcount == 1
 
     def release(self, task: Task, began: bool = True) -> bool:
         """Give the task back (a worker shutting down, not a datum failing): pending again,
         and an attempt it had begun (``began``) does not count."""
         with self.db.tx() as conn:
-            return conn.execute(update(t).where(*self._held(task)).values(
+            return conn.execute(update(t).where(_HELD).values(
                 state=PENDING, owner="", lease_until=0.0,
-                attempt=max(task.attempt - 1, 0) if began else task.attempt)).rowcount == 1
-
-    @staticmethod
-    def _held(task: Task) -> list[Any]:
-        return [t.c.id == task.id, t.c.state == RUNNING, t.c.owner == task.owner,
-                t.c.attempt == task.attempt]
+                attempt=max(task.attempt - 1, 0) if began else task.attempt), _held(task)
+            ).rowcount == 1

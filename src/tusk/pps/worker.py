@@ -114,11 +114,13 @@ class Worker:
         renewer.start()
         done = 0
         quiet_since = time.monotonic()
+        task: Task | None = None
         try:
             while not self.quit.is_set():
-                if self.parent is not None and os.getppid() != self.parent:
-                    break
-                task = self.tasks.claim(self.name, self.lease, self.jobs)
+                if task is None:
+                    if self._orphaned():
+                        break
+                    task = self.tasks.claim(self.name, self.lease, self.jobs)
                 if task is None:
                     quiet = time.monotonic() - quiet_since
                     if quiet >= idle:
@@ -126,19 +128,25 @@ class Worker:
                     self.quit.wait(min(POLL_MAX, POLL + quiet / 10))
                     continue
                 try:
-                    done += self._run_task(task)
+                    completed, task = self._run_task(task)
+                    done += completed
                 finally:
                     # Nothing of a datum outlives its task: the next may be another pipeline's.
                     reset(self.ws)
                 quiet_since = time.monotonic()
         finally:
             self.quit.set()
+            if task is not None:
+                self.tasks.release(task)  # taken with the last completion, never begun
             if self._ctx is not None:
                 self._ctx.close()
             import shutil
 
             shutil.rmtree(self.ws.root, ignore_errors=True)
         return done
+
+    def _orphaned(self) -> bool:
+        return self.parent is not None and os.getppid() != self.parent
 
     def _context(self, job_pk: int) -> _JobContext:
         if self._ctx is None or self._ctx.job.id != job_pk:
@@ -148,12 +156,14 @@ class Worker:
             self._ctx = _JobContext(self, job_pk)
         return self._ctx
 
-    def _run_task(self, task: Task) -> int:
+    def _run_task(self, task: Task) -> tuple[int, Task | None]:
+        """Run ``task``'s datum and complete it: (1 if this worker completed it, else 0; the
+        next task, taken in the completing transaction, or None)."""
         try:
             ctx = self._context(task.job_pk)
         except Exception as e:  # noqa: BLE001 - the job or its pipeline went away meanwhile
             self.tasks.complete(task, Result("failed", [], f"cannot run: {e}"))
-            return 0
+            return 0, None
         self.jr.runtime, self.jr._watch = ctx.runtime, ctx.watch
         with self._lock:
             self.current = task
@@ -169,21 +179,23 @@ class Worker:
             with self._lock:
                 held, self.current = self.current, None
             if held is None:
-                return 0  # the lease was lost while the datum ran: another worker has it
+                return 0, None  # the lease was lost while the datum ran: another worker has it
             if cut_short(r) or self.quit.is_set():
                 self.tasks.release(held, began=True)
-                return 0
+                return 0, None
             result = Result(r.state, [e.path for e in r.outputs], r.reason, r.started, r.finished)
-            # The result and the output listing land together, and only for the lease holder.
+            # The result and the output listing land together, and only for the lease holder;
+            # the next task is taken in the same write (one commit per datum, not two).
             try:
                 with self.b.db.tx() as conn:
                     if not self.tasks.complete(held, result, conn):
-                        return 0
+                        return 0, None
                     if r.state == SUCCESS:
                         ctx.output.add_listing(d.id, r.outputs, (), content, conn)
+                    more = not (self.quit.is_set() or self._orphaned())
+                    return 1, self.tasks.claim(self.name, self.lease, self.jobs, conn) if more else None
             except FailedPrecondition:
-                return 0  # the output commit is gone (job deleted or finished meanwhile)
-            return 1
+                return 0, None  # the output commit is gone (job deleted or finished meanwhile)
 
     def _attempt(self, n: int) -> bool:
         """Before attempt ``n`` of the current datum: count it in the task table."""
