@@ -1,6 +1,7 @@
 """Datums as tasks on worker processes: per-datum overhead against bare spawns, in one run.
 
-Run: .venv/bin/python bench/bench_tasks.py [--datums 2000] [--parallelism 2]
+Run: .venv/bin/python bench/bench_tasks.py [--datums 2000] [--parallelism 2] [--threads]
+         [--batching]
      .venv/bin/python bench/bench_tasks.py --datums 100000 --runtimes process --sample 5000
 
 Each datum is one one-file input and ``sh -c 'cp $in /pfs/out/'``. The job runs the way a user's
@@ -76,7 +77,14 @@ def bare_bwrap(n: int, workers: int) -> float:
     return bare(argvs, workers)
 
 
-def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False) -> tuple[float, int]:
+# Datum batching: one Python process per slot asks for datums in a loop (tusk's SDK).
+BATCH = [sys.executable, "-c", ("import os, shutil, tusk\n"
+                                "while tusk.next_datum() is not None:\n"
+                                "    shutil.copy(os.environ['inp'], '/pfs/out/')\n")]
+
+
+def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False,
+             batching: bool = False) -> tuple[float, int]:
     """Seconds for the job (create pipeline to sealed output) and the workers' peak RSS (KiB).
     ``threads``: datums in the controller's threads (``TUSK_WORKERS=0``), for comparison."""
     root = fresh_dir(f"tasks-{runtime}")
@@ -89,7 +97,8 @@ def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False) -> t
             s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
     ctl = Controller(pfs, verbose=False)
     pps = PpsService(pfs)
-    spec = parse_spec({"pipeline": {"name": "p"}, "transform": {"cmd": CMD},
+    transform = {"cmd": BATCH, "datum_batching": True} if batching else {"cmd": CMD}
+    spec = parse_spec({"pipeline": {"name": "p"}, "transform": transform,
                        "parallelism_spec": {"constant": parallelism},
                        "input": {"pfs": {"repo": "inp", "glob": "/*", "name": "inp"}}})
     t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
@@ -113,6 +122,8 @@ def main() -> None:
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--sample", type=int, default=0, help="bare spawns timed (0: as many as datums)")
     ap.add_argument("--runtimes", default="process,sandbox")
+    ap.add_argument("--batching", action="store_true",
+                    help="also run the job with datum_batching (a Python loop per slot)")
     ap.add_argument("--threads", action="store_true",
                     help="also run the job in the controller's threads (TUSK_WORKERS=0)")
     args = ap.parse_args()
@@ -129,6 +140,10 @@ def main() -> None:
             "ratio": round(wall / ref, 2), "tusk_ms_per_datum": round(wall / n * 1000, 2),
             "bare_ms_per_datum": round(ref / n * 1000, 2), "goal_ratio": 1.2,
             "worker_peak_rss_mib": round(worker_rss / 1024, 1)}
+        if args.batching:
+            wall, _ = tusk_job(n, runtime, par, batching=True)
+            result[runtime]["batching_datums_per_s"] = round(n / wall)
+            result[runtime]["batching_goal_datums_per_s"] = 1000
         if args.threads:
             wall, _ = tusk_job(n, runtime, par, threads=True)
             result[runtime]["in_controller_threads_ms_per_datum"] = round(wall / n * 1000, 2)

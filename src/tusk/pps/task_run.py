@@ -54,11 +54,14 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
     tick = TICK / 1.5
     try:
         while True:
+            looked = time.monotonic()
             counts = table.counts(job.id)
             shown = {k: counts.get(k, 0) for k in ("success", "failed", "recovered")}
             tick = min(tick * 1.5, TICK_MAX)
+            # Counting a big job's tasks takes a while: look at most a tenth of the time.
+            tick = max(tick, 10 * (time.monotonic() - looked))
             if shown != last:
-                last, tick = shown, TICK_BUSY
+                last, tick = shown, max(TICK_BUSY, tick)
                 with db.tx() as conn:
                     conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                         processed=shown["success"], failed=shown["failed"],

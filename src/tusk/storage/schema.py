@@ -280,6 +280,8 @@ datum_tasks = Table(
     sqlite_autoincrement=True,
 )
 Index("datum_tasks_claim", datum_tasks.c.job_pk, datum_tasks.c.state, datum_tasks.c.id)
+# A job's progress counts (state, result) come from this index alone.
+Index("datum_tasks_job", datum_tasks.c.job_pk, datum_tasks.c.state, datum_tasks.c.result)
 # A worker serving any job looks for the oldest open task across jobs.
 Index("datum_tasks_open", datum_tasks.c.state, datum_tasks.c.id)
 
