@@ -84,7 +84,7 @@ BATCH = [sys.executable, "-c", ("import os, shutil, tusk\n"
 
 
 def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False,
-             batching: bool = False) -> tuple[float, int]:
+             batching: bool = False, changes: list[float] | None = None) -> tuple[float, int]:
     """Seconds for the job (create pipeline to sealed output) and the workers' peak RSS (KiB).
     ``threads``: datums in the controller's threads (``TUSK_WORKERS=0``), for comparison."""
     root = fresh_dir(f"tasks-{runtime}")
@@ -111,6 +111,20 @@ def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False,
           f" of {wall:.1f}s", file=sys.stderr)
     job = pps.list_jobs("p")[0]
     assert job.state == "SUCCESS" and job.processed == n, job
+    if changes is not None:
+        # One changed file, job to sealed output: with the workers still up (warm), and
+        # after they have exited (cold: a worker process starts for the datum).
+        for run in range(4):
+            if run == 3:
+                ctl.jobs.pool.close()
+            t0 = time.perf_counter()
+            with pfs.modify(parse_commit("inp@master")) as s:
+                s.put_bytes(f"/f{run:07d}", b"changed %d\n" % run)
+            while ctl.step():
+                pass
+            changes.append(time.perf_counter() - t0)
+            job = pps.list_jobs("p")[0]
+            assert job.processed == 1 and job.skipped == n - 1, job
     ctl.jobs.pool.close()
     pfs.close()
     return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -134,12 +148,15 @@ def main() -> None:
     for runtime in runtimes:
         ref = (bare_process(sample, par) if runtime == "process" else bare_bwrap(sample, par))
         ref *= n / sample
-        wall, worker_rss = tusk_job(n, runtime, par)
+        changed: list[float] = []
+        wall, worker_rss = tusk_job(n, runtime, par, changes=changed)
         result[runtime] = {
             "tusk_seconds": round(wall, 2), "bare_seconds": round(ref, 2),
             "ratio": round(wall / ref, 2), "tusk_ms_per_datum": round(wall / n * 1000, 2),
             "bare_ms_per_datum": round(ref / n * 1000, 2), "goal_ratio": 1.2,
-            "worker_peak_rss_mib": round(worker_rss / 1024, 1)}
+            "worker_peak_rss_mib": round(worker_rss / 1024, 1),
+            "one_changed_file_seconds_warm": [round(x, 3) for x in changed[:3]],
+            "one_changed_file_seconds_cold_worker": round(changed[3], 3)}
         if args.batching:
             wall, _ = tusk_job(n, runtime, par, batching=True)
             result[runtime]["batching_datums_per_s"] = round(n / wall)

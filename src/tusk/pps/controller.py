@@ -198,6 +198,7 @@ class Controller:
         clock.start()
         handover: int | None = None
         try:
+            self.jobs.warm()
             handover = self._serve(idle, lock_fd, stop)
         finally:
             stop_clock.set()

@@ -123,6 +123,18 @@ class JobRunner:
 
         self.pool = WorkerPool(self.b.root, float(os.environ.get("TUSK_CONTROLLER_IDLE", "20")))
 
+    def warm(self) -> None:
+        """Start one worker now if pipelines may soon have datums: a controller is started
+        because something changed, and the worker's start-up (imports, ~0.5 s) then overlaps
+        the controller's own work instead of following it."""
+        if not self.use_tasks:
+            return
+        with self.b.db.read() as conn:
+            running = conn.execute(select(s.pipelines.c.id).where(
+                s.pipelines.c.state == "running").limit(1)).first()
+        if running is not None:
+            self.pool.ensure(1)
+
     # -- inputs -------------------------------------------------------------------------------
 
     def input_trees(self, commit_pk: int, node: dm.Node | None = None,

@@ -423,7 +423,7 @@ def _remove_stale(parent: Path) -> None:
     except OSError:
         return
     for d in stale:
-        _remove_tree(d)
+        _remove_tree(d, tries=1)  # no waiting at start-up: what is still busy stays for later
 
 
 def _alive(pid: str) -> bool:
@@ -436,12 +436,15 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _remove_tree(base: Path) -> None:
+def _remove_tree(base: Path, tries: int = 5) -> None:
+    """Remove a cgroup and the groups under it, deepest first (a process started from a
+    datum, e.g. a tusk command the user code ran, may have made groups of its own there)."""
     try:
         for child in base.iterdir():
             if child.is_dir():
+                _remove_tree(child, tries)
                 _kill_members(child)
-                _rmdir(child, tries=5)
+                _rmdir(child, tries=tries)
         base.rmdir()
     except OSError:
         pass
