@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Row, update
 
+from tusk.errors import FailedPrecondition
 from tusk.pps import datums as dm
 from tusk.pps import task_spec
 from tusk.pps.tasks import TaskTable
@@ -62,6 +63,7 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
             tick = max(tick, 10 * (time.monotonic() - looked))
             if shown != last:
                 last, tick = shown, max(TICK_BUSY, tick)
+                jr.pool.progressed()
                 with db.tx() as conn:
                     conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                         processed=shown["success"], failed=shown["failed"],
@@ -75,7 +77,12 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
                 with db.tx() as conn:
                     table.cancel(conn, job.id, why)
                 break
-            jr.pool.ensure(min(want, left))
+            try:
+                jr.pool.ensure(min(want, left))
+            except FailedPrecondition as e:
+                with db.tx() as conn:
+                    table.cancel(conn, job.id, f"not run: {e.message}")
+                break
             time.sleep(tick)
     finally:
         watch.close()
@@ -95,23 +102,54 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
 class WorkerPool:
     """The controller's worker processes. They serve any job's tasks and exit by themselves
     after an idle spell, so the pool only tops up: a job's first datum does not wait for a
-    process to start when one is already there."""
+    process to start when one is already there.
 
-    def __init__(self, root: Path, idle: float) -> None:
+    Workers that keep dying as they start (a broken installation, a store they cannot open)
+    would otherwise be replaced forever while the job waits: after ``START_FAILURES`` in a
+    row, ``ensure`` raises instead, and the job's remaining datums fail with that reason."""
+
+    START_FAILURES = 3
+    START_GRACE = 10.0  # a worker that fails within this many seconds of its start "dies as it starts"
+
+    def __init__(self, root: Path, idle: float, argv: list[str] | None = None) -> None:
         self.root = root
         self.idle = idle
+        self.argv = argv or [sys.executable, "-m", "tusk.pps.worker"]
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._started: dict[int, float] = {}
+        self._failed_starts = 0
+        self._last_code = 0
 
     def ensure(self, n: int) -> None:
-        self.procs = [p for p in self.procs if p.poll() is None]
+        """Keep ``n`` workers running; FailedPrecondition when they keep dying at start."""
+        alive = []
+        for p in self.procs:
+            code = p.poll()
+            began = self._started.pop(p.pid, 0.0) if code is not None else None
+            if code is None:
+                alive.append(p)
+            elif code != 0 and time.monotonic() - (began or 0.0) < self.START_GRACE:
+                self._failed_starts, self._last_code = self._failed_starts + 1, code
+            else:
+                self._failed_starts = 0
+        self.procs = alive
+        if self._failed_starts >= self.START_FAILURES:
+            raise FailedPrecondition(
+                f"{self._failed_starts} worker processes in a row exited as they started (exit"
+                f" code {self._last_code}); see {self.root / 'controller.log'}")
         while len(self.procs) < n:
-            self.procs.append(self._spawn())
+            proc = self._spawn()
+            self._started[proc.pid] = time.monotonic()
+            self.procs.append(proc)
+
+    def progressed(self) -> None:
+        """Datums are completing: the workers that died before were not dying at start."""
+        self._failed_starts = 0
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, "TUSK_ROOT": str(self.root), "TUSK_WORKER_IDLE": str(self.idle)}
         with open(self.root / "controller.log", "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "tusk.pps.worker",
-                                     "--parent", str(os.getpid())],
+            return subprocess.Popen([*self.argv, "--parent", str(os.getpid())],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                     start_new_session=True, close_fds=True)
 
