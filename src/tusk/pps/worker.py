@@ -39,6 +39,7 @@ from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import reset
 from tusk.storage import schema as s
 from tusk.workers.base import Workspace
+from tusk.workers.mount_ns import show_at_pfs
 from tusk.workers.runtimes import Runtimes
 
 
@@ -110,6 +111,9 @@ class Worker:
         """Run tasks until none has come for ``idle`` seconds (or SIGTERM); how many this
         worker completed."""
         idle = idle_seconds() if idle is None else idle
+        # Before any thread starts: this thread's /pfs becomes the workspace (mount_ns.py).
+        reset(self.ws)
+        show_at_pfs(self.ws.pfs)
         renewer = threading.Thread(target=self._renew, daemon=True)
         renewer.start()
         done = 0

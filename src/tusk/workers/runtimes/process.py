@@ -24,6 +24,7 @@ from typing import IO
 from tusk.pps.logs import DatumLog
 from tusk.workers.base import Capabilities, Invocation, Outcome, Workspace
 from tusk.workers.limits import Confinement, limits_for
+from tusk.workers.mount_ns import shows
 from tusk.workers.running import run_logged, start_gated
 from tusk.workers.user_env import session_env, tusk_shim, user_path
 
@@ -110,6 +111,9 @@ class ProcessRuntime:
         if prefix is None:
             return cmd, stdin, env, cwd, ""
         missing = _missing(cmd[0], env["PATH"], _rewrite(cwd, str(ws.pfs)), str(ws.pfs))
+        if shows(ws.pfs):
+            # A worker that made /pfs its workspace for good (mount_ns): nothing to add.
+            return cmd, stdin, env, cwd, missing
         # The shell of the prefix changes into the working directory after the mount.
         cmd = [*prefix[:-1], 'mount --bind "$0" /pfs && cd "$1" && shift && exec "$@"',
                str(ws.pfs), cwd, *cmd]
