@@ -125,10 +125,11 @@ class WorkerPool:
         alive = []
         for p in self.procs:
             code = p.poll()
-            began = self._started.pop(p.pid, 0.0) if code is not None else None
             if code is None:
                 alive.append(p)
-            elif code != 0 and time.monotonic() - (began or 0.0) < self.START_GRACE:
+                continue
+            lived = time.monotonic() - self._started.pop(p.pid)
+            if code != 0 and lived < self.START_GRACE:
                 self._failed_starts, self._last_code = self._failed_starts + 1, code
             else:
                 self._failed_starts = 0
@@ -166,3 +167,4 @@ class WorkerPool:
                 w.kill()
                 w.wait()
         self.procs = []
+        self._started.clear()

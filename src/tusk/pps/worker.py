@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -144,8 +145,6 @@ class Worker:
                 self.tasks.release(task)  # taken with the last completion, never begun
             if self._ctx is not None:
                 self._ctx.close()
-            import shutil
-
             shutil.rmtree(self.ws.root, ignore_errors=True)
         return done
 
