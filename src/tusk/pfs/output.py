@@ -117,12 +117,18 @@ class OutputCommit:
         return [_unpack_listing(*r) for r in rows]
 
     def prepare(self, listings: Iterable[Listing] = (), failure: str = "") -> Merged:
-        """Merge the handed-in listings, then ``listings`` (a caller's in memory; they win over
-        a handed-in one of the same datum), onto the base. ``failure``: the job failed for this
-        reason, so the commit keeps the base's content (a duplicate path is reported first).
-        Call it once every datum is in; nothing is written."""
+        """Merge the handed-in listings, then ``listings`` (a caller's in memory), onto the
+        base. A caller's listing of a datum that was handed in too wins, except that one with
+        no entries only adds its retractions to the handed-in files (a datum that ran as a task
+        wrote its files; the caller knows what its previous run wrote). ``failure``: the job
+        failed for this reason, so the commit keeps the base's content (a duplicate path is
+        reported first). Call it once every datum is in; nothing is written."""
         by_datum = {lst.datum_id: lst for lst in self.listings()}
-        by_datum.update((lst.datum_id, lst) for lst in listings)
+        for lst in listings:
+            had = by_datum.get(lst.datum_id)
+            if had is not None and not lst.entries:
+                lst = Listing(lst.datum_id, had.entries, lst.retract)
+            by_datum[lst.datum_id] = lst
         return merge(self.output.b.nodes, self.base_root, by_datum.values(), failure)
 
     def seal(self, conn: Connection, merged: Merged, content: ContentRows | None = None,

@@ -42,18 +42,9 @@ from typing import TYPE_CHECKING, Any
 from tusk.batching import PROTOCOL, SOCKET_ENV, short_path
 from tusk.pps import datums as dm
 from tusk.pps import logs
-from tusk.pps.jobs import (
-    FAILED,
-    RECOVERED,
-    STOPPED,
-    SUCCESS,
-    DatumResult,
-    _empty,
-    cut_short,
-    datum_env,
-    inputs_by_name,
-)
+from tusk.pps.jobs import _empty, datum_env, inputs_by_name
 from tusk.pps.logs import DatumLog
+from tusk.pps.outcomes import FAILED, RECOVERED, STOPPED, SUCCESS, DatumResult, cut_short
 from tusk.pps.spec import PipelineSpec
 from tusk.pps.workspace import OutputError, harvest, materialize, reset
 from tusk.workers.base import Invocation, Outcome, Runtime, Workspace

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
@@ -37,6 +36,17 @@ from tusk.pps import logs
 from tusk.pps.egress import run_job_egress
 from tusk.pps.incremental import affected
 from tusk.pps.lineage import why_ran
+from tusk.pps.outcomes import (
+    FAILED,
+    RECOVERED,
+    STOPPED,
+    SUCCESS,
+    DatumResult,
+    HeldOutcomes,
+    Outcomes,
+    Tally,
+    cut_short,
+)
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import (
     CronInput,
@@ -54,17 +64,9 @@ from tusk.storage import schema as s
 from tusk.workers.base import Invocation, Runtime, Workspace
 from tusk.workers.runtimes import Runtimes
 
-SUCCESS, SKIPPED, FAILED, RECOVERED = "success", "skipped", "failed", "recovered"
 # Datum states a later job skips (same ID and hash): as in Pachyderm, a datum that err_cmd
 # recovered is done with, like a processed one; 'rerun pipeline --reprocess' runs it again.
 DONE = (SUCCESS, RECOVERED)
-# The reason of a datum that 'stop pipeline/job' cut short (or kept from starting): it counts
-# as neither processed nor failed in the job's progress.
-STOPPED = "the job was stopped"
-
-
-def cut_short(r: DatumResult) -> bool:
-    return r.reason.endswith(STOPPED)
 
 
 def to_node(inp: Input) -> dm.Node:
@@ -90,18 +92,6 @@ def leaves(node: dm.Node) -> list[dm.PfsSource]:
     if isinstance(node, dm.PfsSource):
         return [node]
     return [leaf for child in node.inputs for leaf in leaves(child)]
-
-
-@dataclass
-class DatumResult:
-    datum: dm.Datum
-    state: str
-    hash: str
-    outputs: list[trees.Entry] = field(default_factory=list)
-    reason: str = ""
-    attempts: int = 0
-    started: float = 0.0
-    finished: float = 0.0
 
 
 class JobRunner:
@@ -249,7 +239,7 @@ class JobRunner:
             lock = threading.Lock()
             commit_ids = {k: v[0] for k, v in inputs.items()}
             deadline = None if spec.job_timeout is None else time.monotonic() + spec.job_timeout
-            results = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
+            outcome = self._run_datums(job, pipe, spec, to_run, entries, commit_ids, writer, lock, salt, deadline)
             # Sealing closes the open small-file bundle, which fills in the chunk digests of the
             # outputs written into it: it must happen before those entries go into any tree.
             content = writer.seal()
@@ -258,32 +248,33 @@ class JobRunner:
             retract = [d.id for d in to_run if d.id in base_runs] + gone
             outputs_of = self._outputs_of(retract, base_runs)
             listings = {did: Listing(did, (), tuple(outputs_of.get(did, ()))) for did in retract}
-            for r in results:
-                if r.state == SUCCESS:
-                    before = listings.get(r.datum.id)
-                    listings[r.datum.id] = Listing(r.datum.id, tuple(r.outputs),
-                                                   before.retract if before is not None else ())
+            for lst in outcome.listings():  # held in memory; the others are on the commit
+                before = listings.get(lst.datum_id)
+                listings[lst.datum_id] = Listing(lst.datum_id, lst.entries,
+                                                 before.retract if before is not None else ())
+            # One pass over the results (a batch at a time): the job's counts and its datum map.
+            tally = Tally()
+            map_ops: dict[str, trees.Op] = {}
+            for batch in outcome.batches():
+                for r in batch:
+                    tally.add(r)
+                    if r.state in (SUCCESS, FAILED, RECOVERED):
+                        map_ops["/" + r.datum.id] = trees.Op(trees.PUT, trees.Entry(
+                            "/" + r.datum.id, job.id, bytes.fromhex(r.hash), [], r.state))
+            for did in gone:
+                map_ops["/" + did] = trees.Op(trees.DELETE)
+            map_res = trees.apply(nodes, base.datum_map if base is not None else None, sorted(map_ops.items()))
+            del map_ops
             failure = ""
-            failed = [r for r in results if r.state == FAILED]
-            if failed:
-                first = failed[0]
-                failure = (f"{len(failed)} of {total} datum(s) failed; first: datum"
+            first = tally.first_failed
+            if first is not None:
+                failure = (f"{tally.failed} of {total} datum(s) failed; first: datum"
                            f" {first.datum.id[:12]} ({_describe(first.datum)}) failed after"
                            f" {first.attempts} attempt(s): {first.reason}")
             if deadline is not None and time.monotonic() > deadline and not failure:
                 failure = f"job_timeout of {spec.job_timeout:g}s exceeded"
             merged = output.prepare(listings.values(), failure)
             reason = merged.error
-
-            # -- the datum map ------------------------------------------------------------------
-            map_ops: dict[str, trees.Op] = {}
-            for r in results:
-                if r.state in (SUCCESS, FAILED, RECOVERED):
-                    map_ops["/" + r.datum.id] = trees.Op(trees.PUT, trees.Entry(
-                        "/" + r.datum.id, job.id, bytes.fromhex(r.hash), [], r.state))
-            for did in gone:
-                map_ops["/" + did] = trees.Op(trees.DELETE)
-            map_res = trees.apply(nodes, base.datum_map if base is not None else None, sorted(map_ops.items()))
 
             state = "FAILURE" if reason else "SUCCESS"
             if deadline is not None and time.monotonic() > deadline:
@@ -296,34 +287,38 @@ class JobRunner:
                     return current or "KILLED"  # stopped or deleted meanwhile
                 # The job's datum map is a tree too: its nodes land with the output's.
                 output.seal(conn, merged, content, extra_nodes=map_res.nodes)
-                TaskTable(db).drop(conn, job.id)  # recorded below as datum runs
-                rows = [{
-                    "job_pk": job.id, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
-                    "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
-                    "finished_at": r.finished,
-                    "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
-                                              for f in di.files]),
-                    "outputs": msgpack.packb([e.path for e in r.outputs]),
-                    "why": why.get(r.datum.id, ""),
-                } for r in results]
-                if rows:
-                    conn.execute(s.datum_runs.insert(), rows)
-                    # The reverse lineage index: which datum runs read each input file version.
-                    read = [{"project": di.project, "repo": di.repo, "path": f.path, "hash": f.hash.hex(),
-                             "job_pk": job.id, "datum_id": r.datum.id}
-                            for r in results for di in r.datum.inputs for f in di.files]
-                    if read:
-                        conn.execute(s.datum_inputs.insert(), read)
+                for batch in outcome.batches(conn):
+                    self._record_runs(conn, job.id, batch, why)
+                TaskTable(db).drop(conn, job.id)  # recorded above as datum runs
                 conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                     state="EGRESSING" if egressing else state, reason=reason,
                     finished_at=None if egressing else time.time(), datum_map=map_res.root,
-                    processed=sum(r.state == SUCCESS for r in results),
-                    failed=sum(r.state == FAILED for r in results),
-                    recovered=sum(r.state == RECOVERED for r in results)))
+                    processed=tally.processed, failed=tally.failed, recovered=tally.recovered))
         if egressing:
             state, reason = run_job_egress(self.pfs, job, self.say)
         self.say(f"job {pipe.name}@{job.job_id}: {state}{': ' + reason if reason else ''}")
         return state
+
+    @staticmethod
+    def _record_runs(conn, job_pk: int, batch: list[DatumResult], why: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+        """The datum runs of ``batch``, and the reverse lineage index: which datum runs read
+        each input file version."""
+        if not batch:
+            return
+        conn.execute(s.datum_runs.insert(), [{
+            "job_pk": job_pk, "datum_id": r.datum.id, "state": r.state, "hash": r.hash,
+            "attempts": r.attempts, "reason": r.reason, "started_at": r.started,
+            "finished_at": r.finished,
+            "inputs": msgpack.packb([[di.name, di.repo, f.path, f.hash] for di in r.datum.inputs
+                                      for f in di.files]),
+            "outputs": msgpack.packb(r.paths()),
+            "why": why.get(r.datum.id, ""),
+        } for r in batch])
+        read = [{"project": di.project, "repo": di.repo, "path": f.path, "hash": f.hash.hex(),
+                 "job_pk": job_pk, "datum_id": r.datum.id}
+                for r in batch for di in r.datum.inputs for f in di.files]
+        if read:
+            conn.execute(s.datum_inputs.insert(), read)
 
     def _changed_only(self, job: Row, base: Row | None, node: dm.Node | None, spec: PipelineSpec,
                       inputs: dict):  # type: ignore[no-untyped-def]
@@ -357,21 +352,20 @@ class JobRunner:
 
     def _run_datums(self, job: Row, pipe: Row, spec: PipelineSpec, todo: list[dm.Datum],
                     entries: dict, commit_ids: dict, writer, lock: threading.Lock, salt: str,  # type: ignore[no-untyped-def]
-                    deadline: float | None) -> list[DatumResult]:
+                    deadline: float | None) -> Outcomes:
         if not todo:
-            return []
+            return HeldOutcomes([])
         try:
             self.runtime = self.runtimes.for_pipeline(spec)
         except FailedPrecondition as e:  # the runtime asked for cannot run here: say how to fix
             now = time.time()
-            return [DatumResult(d, FAILED, d.hash(salt), reason=e.message, started=now,
-                                finished=now) for d in todo]
+            return HeldOutcomes([DatumResult(d, FAILED, d.hash(salt), reason=e.message,
+                                             started=now, finished=now) for d in todo])
         if self.use_tasks and not spec.transform.datum_batching:
             # Durable datum tasks run by worker processes (task_run.py, worker.py).
             from tusk.pps.task_run import run_as_tasks
 
-            return run_as_tasks(self, job, spec, todo, entries, commit_ids, salt, deadline,
-                                DatumResult, STOPPED)
+            return run_as_tasks(self, job, spec, todo, entries, commit_ids, salt, deadline)
         # Stop requests and datum restarts come from other processes (see watch.py).
         self._watch = JobWatch(self.b.db, job.id)
         log_dir = self.b.root / "logs" / pipe.project / pipe.name / job.job_id
@@ -392,7 +386,7 @@ class JobRunner:
             finally:
                 self._watch.close()
             shutil.rmtree(work, ignore_errors=True)
-            return results
+            return HeldOutcomes(results)
         slots = list(range(max(1, spec.parallelism)))
         free = list(slots)
         slot_lock = threading.Lock()
@@ -424,7 +418,7 @@ class JobRunner:
         finally:
             self._watch.close()
         shutil.rmtree(work, ignore_errors=True)
-        return results
+        return HeldOutcomes(results)
 
     def _progress(self, job_pk: int, processed: int, failed: int, recovered: int) -> None:
         with self.b.db.tx() as conn:

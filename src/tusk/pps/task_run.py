@@ -5,9 +5,9 @@ already there from a controller that died is kept, so a datum that finished is n
 again), keeps ``parallelism`` worker processes (``pps/worker.py``) running, and watches: it keeps the
 job's progress counts, replaces a worker that died while tasks remain, and on a stop or the
 job's timeout settles the remaining tasks (a worker's next lease renewal then fails, which
-cancels the datum it runs). Once every task is done it
-reads the results back (the outputs are already stored as content and listed on the output
-commit by the workers) for ``JobRunner.run`` to merge and seal.
+cancels the datum it runs). Once every task is done, ``JobRunner.run`` reads the results
+back from the table a batch at a time (``TaskOutcomes``): the outputs are already stored as
+content and listed on the output commit by the workers, so no result is held in memory.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Row, update
 
 from tusk.errors import FailedPrecondition
+from tusk.pfs.merge import Listing
 from tusk.pps import datums as dm
 from tusk.pps import task_spec
+from tusk.pps.outcomes import STOPPED, DatumResult
 from tusk.pps.tasks import TaskTable
 from tusk.pps.watch import JobWatch
 from tusk.storage import schema as s
@@ -38,14 +40,30 @@ TICK, TICK_BUSY, TICK_MAX = 0.02, 0.1, 0.25
 TERM_GRACE = 5.0  # how long a worker has to give its task back after SIGTERM
 
 
+class TaskOutcomes:
+    """A job's results as its completed tasks hold them (see ``outcomes.py``)."""
+
+    def __init__(self, table: TaskTable, job_pk: int, todo: list[dm.Datum]) -> None:
+        self.table = table
+        self.job_pk = job_pk
+        self.by_id = {d.id: d for d in todo}
+
+    def listings(self) -> Iterable[Listing]:
+        return ()  # the workers listed each datum's outputs on the output commit
+
+    def batches(self, conn: Any = None) -> Iterator[list[DatumResult]]:
+        for done in self.table.done_batches(self.job_pk, conn=conn):
+            yield [DatumResult(d, t.result, t.hash, [], t.reason, t.attempts, t.started_at,
+                               t.finished_at, written=[str(p) for p in t.outputs])
+                   for t in done if (d := self.by_id.get(t.datum_id)) is not None]
+            # (a task the plan no longer has was planned by an earlier run of this job)
+
+
 def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: dict,
-                 commit_ids: dict, salt: str, deadline: float | None,
-                 result_of: Callable[..., Any], stopped: str) -> list[Any]:
-    """Run ``todo`` as tasks; the datums' results (``result_of(datum, state, ...)`` each).
-    ``stopped`` is the reason a stop gives the datums it kept from running."""
+                 commit_ids: dict, salt: str, deadline: float | None) -> TaskOutcomes:
+    """Run ``todo`` as tasks; their results stay in the task table until the job is sealed."""
     db = jr.b.db
     table = TaskTable(db)
-    by_id = {d.id: d for d in todo}
     with db.tx() as conn:
         table.enqueue(conn, job.id, ((d.id, d.hash(salt), task_spec.encode(d, entries, commit_ids))
                                      for d in todo), spec.datum_tries)
@@ -72,7 +90,7 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
             if left == 0:
                 break
             if watch.stopped.is_set() or (deadline is not None and time.monotonic() >= deadline):
-                why = (f"not run: {stopped}" if watch.stopped.is_set()
+                why = (f"not run: {STOPPED}" if watch.stopped.is_set()
                        else f"not run: job_timeout of {spec.job_timeout:g}s exceeded")
                 with db.tx() as conn:
                     table.cancel(conn, job.id, why)
@@ -86,17 +104,7 @@ def run_as_tasks(jr: Any, job: Row, spec: Any, todo: list[dm.Datum], entries: di
             time.sleep(tick)
     finally:
         watch.close()
-    listed = {lst.datum_id: lst for lst in jr.pfs.output.open(job.commit_pk).listings()}
-    out = []
-    for done in table.done(job.id):
-        d = by_id.get(done.datum_id)
-        if d is None:
-            continue  # planned by an earlier run of this job and not wanted now
-        lst = listed.get(done.datum_id)
-        outputs = list(lst.entries) if lst is not None and done.result == "success" else []
-        out.append(result_of(d, done.result, done.hash, outputs, done.reason, done.attempts,
-                             done.started_at, done.finished_at))
-    return out
+    return TaskOutcomes(table, job.id, todo)
 
 
 class WorkerPool:

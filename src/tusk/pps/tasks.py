@@ -113,16 +113,25 @@ class TaskTable:
         """Write the job's tasks (datum id, hash, spec) in the caller's transaction; a task
         already there is kept as it is (a controller that died after enqueuing enqueues
         again). Returns how many were written."""
-        rows = [{"job_pk": job_pk, "datum_id": did, "hash": h,
-                 "spec": msgpack.packb(spec, use_bin_type=True), "state": PENDING,
-                 "attempt": 0, "tries": tries, "owner": "", "lease_until": 0.0, "result": "",
-                 "outputs": None, "reason": "", "started_at": 0.0, "finished_at": 0.0}
-                for did, h, spec in items]
         have = set(conn.execute(select(t.c.datum_id).where(t.c.job_pk == job_pk)).scalars())
-        new = [r for r in rows if r["datum_id"] not in have]
-        for i in range(0, len(new), 500):
-            conn.execute(t.insert(), new[i:i + 500])
-        return len(new)
+        written = 0
+        chunk: list[dict[str, Any]] = []
+        # Packed and written 500 at a time: a big job's tasks are never all in memory at once.
+        for did, h, spec in items:
+            if did in have:
+                continue
+            chunk.append({"job_pk": job_pk, "datum_id": did, "hash": h,
+                          "spec": msgpack.packb(spec, use_bin_type=True), "state": PENDING,
+                          "attempt": 0, "tries": tries, "owner": "", "lease_until": 0.0,
+                          "result": "", "outputs": None, "reason": "", "started_at": 0.0,
+                          "finished_at": 0.0})
+            if len(chunk) == 500:
+                conn.execute(t.insert(), chunk)
+                written, chunk = written + len(chunk), []
+        if chunk:
+            conn.execute(t.insert(), chunk)
+            written += len(chunk)
+        return written
 
     def counts(self, job_pk: int) -> dict[str, int]:
         """Tasks per state, and per result for the done ones (``success``, ``failed``, ...)."""
@@ -136,21 +145,29 @@ class TaskTable:
                     out[result] = out.get(result, 0) + n
         return out
 
-    def done(self, job_pk: int, batch: int = 1000) -> Iterator[Done]:
-        """The job's completed tasks in id order, read in batches (bounded memory)."""
+    def done_batches(self, job_pk: int, batch: int = 1000, conn: Any = None) -> Iterator[list[Done]]:
+        """The job's completed tasks in id order, ``batch`` at a time (bounded memory); read
+        in ``conn``'s transaction if given."""
         last = 0
         while True:
-            with self.db.read() as conn:
-                rows = conn.execute(
-                    select(t).where(t.c.job_pk == job_pk, t.c.state == DONE, t.c.id > last)
-                    .order_by(t.c.id).limit(batch)).all()
+            q = (select(t).where(t.c.job_pk == job_pk, t.c.state == DONE, t.c.id > last)
+                 .order_by(t.c.id).limit(batch))
+            if conn is not None:
+                rows = conn.execute(q).all()
+            else:
+                with self.db.read() as c:
+                    rows = c.execute(q).all()
             if not rows:
                 return
-            for r in rows:
-                yield Done(r.datum_id, r.hash, r.result,
-                           msgpack.unpackb(r.outputs, raw=False) if r.outputs else [],
-                           r.reason, r.attempt, r.started_at, r.finished_at)
+            yield [Done(r.datum_id, r.hash, r.result,
+                        msgpack.unpackb(r.outputs, raw=False) if r.outputs else [],
+                        r.reason, r.attempt, r.started_at, r.finished_at) for r in rows]
             last = rows[-1].id
+
+    def done(self, job_pk: int, batch: int = 1000) -> Iterator[Done]:
+        """The job's completed tasks in id order, read in batches."""
+        for rows in self.done_batches(job_pk, batch):
+            yield from rows
 
     def drop(self, conn: Any, job_pk: int) -> None:
         """Forget a job's tasks (its commit was deleted, or the job is sealed and recorded)."""

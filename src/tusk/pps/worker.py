@@ -33,7 +33,8 @@ from sqlalchemy import select
 from tusk.errors import FailedPrecondition
 from tusk.pfs.service import PfsService
 from tusk.pps import task_spec
-from tusk.pps.jobs import SUCCESS, JobRunner, cut_short
+from tusk.pps.jobs import JobRunner
+from tusk.pps.outcomes import SUCCESS, cut_short
 from tusk.pps.spec import parse_spec
 from tusk.pps.tasks import Result, Task, TaskTable
 from tusk.pps.watch import JobWatch
