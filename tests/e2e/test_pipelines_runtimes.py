@@ -100,7 +100,7 @@ def test_a_bad_runtime_is_refused_whole(pipes: Pipes) -> None:
     p.repo("data", {"x": "1"})
     bad = probe("bad", p, "docker")
     line = p.t.fail("create", "pipeline", "-f", str(p.spec_file([probe("good", p), bad])))
-    assert 'tusk.runtime: "docker" is not a runtime; use "sandbox" or "process"' in line
+    assert 'tusk.runtime: "docker" is not a runtime; use "image", "sandbox" or "process"' in line
     assert p.raw("list", "pipeline") == []  # the good spec of the same file is not created
 
 

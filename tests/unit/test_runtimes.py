@@ -175,7 +175,7 @@ def test_the_spec_keeps_the_runtime() -> None:
 
 
 @pytest.mark.parametrize(("tusk", "says"), [
-    ({"runtime": "docker"}, 'tusk.runtime: "docker" is not a runtime; use "sandbox" or "process"'),
+    ({"runtime": "docker"}, 'tusk.runtime: "docker" is not a runtime; use "image", "sandbox" or "process"'),
     ({"runtim": "process"}, 'tusk.runtim: unknown field; did you mean "runtime"?'),
     ("process", "tusk: must be an object"),
 ])

@@ -141,10 +141,11 @@ def test_edges_spec_gets_pachyderms_defaults() -> None:
     assert spec.user_doc == EDGES
 
 
-def test_image_defaults_to_ubuntu_and_project_to_the_context() -> None:
+def test_no_image_means_the_host_sandbox_and_project_defaults_to_the_context() -> None:
     doc = spec_with(transform={"cmd": ["true"]})
     spec = parse_spec(doc, default_project="research")
-    assert spec.transform.image == "ubuntu:20.04"
+    assert spec.transform.image == ""  # no image named: the code runs in the host sandbox
+    assert "image" not in spec.to_dict()["transform"]
     assert spec.project == "research"
     assert isinstance(spec.input, PfsInput)
     assert spec.input.project == "research"  # inputs default to the pipeline's project

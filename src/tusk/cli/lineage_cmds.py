@@ -21,6 +21,8 @@ def _made_by(node: dict[str, Any]) -> str:
     if origin == "pipeline":
         text = (f"pipeline {node['pipeline']} v{node['pipeline_version']}, job {node['job']},"
                 f" datum {node['datum'][:12]}")
+        if node.get("image"):
+            text += f", image {node['image']}"
         return text + (" (not followed further: --depth)" if node.get("truncated") else "")
     if origin == "input":
         return f"original input, added in commit {node['added_in']}"

@@ -36,7 +36,12 @@ def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
     notes = list(spec.ignored_fields)
     transform = spec.user_doc.get("transform") or {}
     if isinstance(transform, dict) and transform.get("image"):
-        notes.append(f"transform.image ({spec.transform.image}: user code runs on this host)")
+        from tusk.workers.runtimes import chosen, runs_image
+
+        if not runs_image(spec):
+            name, by = chosen(spec)
+            notes.append(f"transform.image ({spec.transform.image}: {by} chose the"
+                         f" {name or 'sandbox'} runtime, which runs the code on this host)")
     if notes:
         verb = "has" if len(notes) == 1 else "have"
         err(f"tusk: pipeline {spec.name}: {', '.join(notes)} {verb} no effect when running locally")
@@ -249,7 +254,19 @@ def inspect_job(ref: str, wait: bool, project: str | None, fmt: str, raw: bool) 
     if wait:
         kick()
     j = pps().inspect_job(name, jid, project or "default", wait=wait)
-    emit(fmt_of(fmt, raw), j.to_dict(), JOB_HEADERS, _job_rows([j]))
+    shown = fmt_of(fmt, raw)
+    if shown not in ("json", "yaml"):
+        # One job: its fields one per line, as pachctl shows them.
+        (row,) = _job_rows([j])
+        lines = dict(zip(["Pipeline", "ID", "Started", "Duration", "Progress", "State",
+                          "Reason"], row, strict=True))
+        lines["Output Commit"] = f"{j.pipeline}@{j.output_commit}"
+        if j.image:
+            lines["Image"] = j.image
+        width = max(len(k) for k in lines) + 1
+        click.echo("\n".join(f"{k + ':':<{width}} {v}" for k, v in lines.items()))
+        return
+    emit(shown, j.to_dict(), JOB_HEADERS, _job_rows([j]))
 
 
 @wait.command("job")

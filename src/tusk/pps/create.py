@@ -84,12 +84,27 @@ def check(pps: PpsService, spec: PipelineSpec, update: bool, dry_run: bool,
         except NotFound:
             raise NotFound(f"pipeline {spec.name}: input repo {ref} not found; create it first"
                            f" ('tusk create repo {ref}')") from None
+    _check_image(pps, spec)
     graph = {spec_graph.output_of(o): o for o in (
         parse_spec(p.spec, f"pipeline {p.name}", p.project) for p in pps.list_pipelines(None))}
     graph.update({spec_graph.output_of(o): o for o in pending})
     graph.pop(spec_graph.output_of(spec), None)
     spec_graph.check_change(graph.values(), spec)
     return existing
+
+
+def _check_image(pps: PpsService, spec: PipelineSpec) -> None:
+    """The spec's image exists where it will be looked for when its jobs start (each job
+    resolves it again, to run what the tag names then)."""
+    from tusk.images.store import ImageStore
+    from tusk.workers.runtimes import runs_image
+
+    if not runs_image(spec):
+        return
+    try:
+        ImageStore(pps.pfs.b.root).resolve(spec.transform.image)
+    except (NotFound, InvalidArgument) as e:
+        raise type(e)(f"pipeline {spec.name}: {e.message}") from None
 
 
 def apply(pps: PpsService, spec: PipelineSpec, existing: Row | None, reprocess: bool,

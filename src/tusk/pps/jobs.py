@@ -27,7 +27,8 @@ from pathlib import Path
 import msgpack
 from sqlalchemy import Row, select, update
 
-from tusk.errors import FailedPrecondition
+from tusk.errors import FailedPrecondition, NotFound
+from tusk.images.store import ImageStore
 from tusk.pfs import trees
 from tusk.pfs.merge import Listing
 from tusk.pfs.service import PfsService
@@ -61,7 +62,7 @@ from tusk.pps.tasks import TaskTable
 from tusk.pps.watch import JobWatch
 from tusk.pps.workspace import ContentCache, OutputError, harvest, materialize, reset
 from tusk.storage import schema as s
-from tusk.workers.base import Invocation, Runtime, Workspace
+from tusk.workers.base import ImageRoot, Invocation, Runtime, Workspace
 from tusk.workers.runtimes import Runtimes
 
 # Datum states a later job skips (same ID and hash): as in Pachyderm, a datum that err_cmd
@@ -103,6 +104,7 @@ class JobRunner:
         self.b = pfs.b
         self.runtimes = runtimes
         self.runtime: Runtime | None = None  # the running job's pipeline's (one job at a time)
+        self.image: ImageRoot | None = None  # the running job's image, for a runtime that honours it
         self.say = say
         self.cache = ContentCache(self.b.root / "cache", self.b.reader())
         self._watch: JobWatch | None = None  # the running job's watch (one job at a time)
@@ -357,7 +359,10 @@ class JobRunner:
             return HeldOutcomes([])
         try:
             self.runtime = self.runtimes.for_pipeline(spec)
-        except FailedPrecondition as e:  # the runtime asked for cannot run here: say how to fix
+            self.image = None
+            if self.runtime.capabilities.honours_image:
+                self.image = self._resolve_image(job, spec)
+        except (FailedPrecondition, NotFound) as e:  # cannot run here: say how to fix
             now = time.time()
             return HeldOutcomes([DatumResult(d, FAILED, d.hash(salt), reason=e.message,
                                              started=now, finished=now) for d in todo])
@@ -420,6 +425,25 @@ class JobRunner:
         shutil.rmtree(work, ignore_errors=True)
         return HeldOutcomes(results)
 
+    def _resolve_image(self, job: Row, spec: PipelineSpec) -> ImageRoot:
+        """Resolve the spec's image to its digest now (a tag pushed anew since the last job
+        gives the new image), make sure its root is unpacked, and record it on the job. A job
+        run again after a crash keeps the digest it started with."""
+        store = ImageStore(self.b.root)
+        if job.image_id:
+            try:
+                return store.root_of(job.image_id)
+            except NotFound:
+                pass
+        resolved = store.resolve(spec.transform.image)
+        root = store.ensure(resolved)
+        with self.b.db.tx() as conn:
+            conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
+                image=resolved.pinned, image_id=resolved.image_id))
+        self.say(f"job {job.job_id}: image {spec.transform.image} is {resolved.pinned}"
+                 f" (from {resolved.source})")
+        return root
+
     def _progress(self, job_pk: int, processed: int, failed: int, recovered: int) -> None:
         with self.b.db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job_pk)
@@ -469,7 +493,7 @@ class JobRunner:
                 src_entries = [entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
                 materialize(ws, di.name, src_entries, self.cache, link, _empty(spec, di.name))
             inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt,
-                             limits=limits)
+                             limits=limits, image=self.image, user=str(t.extras.get("user") or ""))
             inv.cancel = watch.attempt(d.id, paths)
             outcome = runtime.run(ws, inv, log)
             restarted = watch.finished(d.id)
@@ -495,7 +519,8 @@ class JobRunner:
             result.reason = logs.with_stderr(result.reason, outcome.stderr_tail)
         if result.state == FAILED and t.err_cmd and result.attempts and not watch.stopped.is_set():
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
-                             result.attempts, limits=limits)
+                             result.attempts, limits=limits, image=self.image,
+                             user=str(t.extras.get("user") or ""))
             outcome = runtime.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
                 result.state = RECOVERED

@@ -166,6 +166,8 @@ class Lineage:
             s.datum_runs.c.job_pk == run_pk, s.datum_runs.c.datum_id == e.datum)).first()
         node.update(origin="pipeline", pipeline=pipe.name, pipeline_version=run_job.version,
                     job=run_job.job_id, datum=e.datum, inputs=[])
+        if run_job.image:
+            node["image"] = run_job.image  # the digest the datum's code ran in
         if run is None:
             return node
         if depth is not None and depth <= 0:

@@ -48,6 +48,7 @@ class JobInfo:
     started_at: float | None
     finished_at: float | None
     output_commit: str = ""
+    image: str = ""  # the image the job ran, pinned to the digest it resolved (or "")
 
     @property
     def done(self) -> bool:

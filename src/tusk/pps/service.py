@@ -182,7 +182,8 @@ class PpsService:
     def _job_info(self, conn, job, pipe) -> JobInfo:  # type: ignore[no-untyped-def]
         return JobInfo(pipe.project, pipe.name, job.job_id, job.version, job.state, job.reason,
                        job.processed, job.skipped, job.failed, job.recovered, job.total,
-                       job.created_at, job.started_at, job.finished_at, job.job_id)
+                       job.created_at, job.started_at, job.finished_at, job.job_id,
+                       job.image or "")
 
     def list_jobs(self, pipeline: str | None = None, job_id: str | None = None,
                   project: str = "default", number: int = 0) -> list[JobInfo]:

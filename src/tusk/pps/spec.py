@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 from tusk.pps.spec_errors import FieldError, SpecError
 from tusk.pps.spec_fields import (
     DEFAULT_DATUM_TRIES,
-    DEFAULT_IMAGE,
     IGNORED_TOP_LEVEL,
     IGNORED_TRANSFORM,
     MAX_PIPELINE_NAME,
@@ -87,7 +86,8 @@ __all__ = [
 class Transform:
     """What a pipeline runs for each datum."""
 
-    image: str = DEFAULT_IMAGE  # recorded; local runners may run on the host instead
+    # The image the code runs in ("": none named, so it runs in the host sandbox).
+    image: str = ""
     cmd: list[str]
     stdin: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -100,8 +100,8 @@ class Transform:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "image": self.image,
+        out: dict[str, Any] = {"image": self.image} if self.image else {}
+        out.update({
             "cmd": list(self.cmd),
             "stdin": list(self.stdin),
             "env": dict(self.env),
@@ -109,7 +109,7 @@ class Transform:
             "err_cmd": list(self.err_cmd),
             "err_stdin": list(self.err_stdin),
             "datum_batching": self.datum_batching,
-        }
+        })
         if self.working_dir is not None:
             out["working_dir"] = self.working_dir
         out.update(copy.deepcopy(self.extras))
@@ -397,7 +397,7 @@ def _transform(t: dict[str, Any] | None) -> Transform:
     if t.get("err_stdin") and not t.get("err_cmd"):
         raise FieldError("transform.err_stdin", "needs transform.err_cmd to read it")
     return Transform(
-        image=t.get("image") or DEFAULT_IMAGE,
+        image=t.get("image") or "",
         cmd=cmd,
         stdin=t.get("stdin", []),
         env=t.get("env", {}),

@@ -18,7 +18,6 @@ from typing import Any
 
 from tusk.pps.spec_errors import FieldError, join_path
 
-DEFAULT_IMAGE = "ubuntu:20.04"
 DEFAULT_DATUM_TRIES = 3
 MAX_PIPELINE_NAME = 51
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tusk.errors import FailedPrecondition
+from tusk.images.store import ImageStore
 from tusk.pfs.service import PfsService
 from tusk.pps import task_spec
 from tusk.pps.jobs import JobRunner
@@ -77,6 +78,9 @@ class _JobContext:
                 select(s.pipelines).where(s.pipelines.c.id == self.job.pipeline_id)).one()
         self.spec = parse_spec(json.loads(self.pipe.spec), f"pipeline {self.pipe.name}")
         self.runtime = worker.jr.runtimes.for_pipeline(self.spec)
+        # The image the controller resolved and unpacked when the job started.
+        self.image = ImageStore(b.root).root_of(self.job.image_id) \
+            if self.runtime.capabilities.honours_image and self.job.image_id else None
         self.watch = JobWatch(b.db, job_pk)
         self.output = worker.pfs.output.open(self.job.commit_pk)
         self.log_dir = b.root / "logs" / self.pipe.project / self.pipe.name / self.job.job_id
@@ -168,7 +172,7 @@ class Worker:
         except Exception as e:  # noqa: BLE001 - the job or its pipeline went away meanwhile
             self.tasks.complete(task, Result("failed", [], f"cannot run: {e}"))
             return 0, None
-        self.jr.runtime, self.jr._watch = ctx.runtime, ctx.watch
+        self.jr.runtime, self.jr._watch, self.jr.image = ctx.runtime, ctx.watch, ctx.image
         with self._lock:
             self.current = task
         d, entries, commit_ids = task_spec.decode(task.spec)

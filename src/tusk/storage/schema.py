@@ -293,6 +293,10 @@ datum_runs.append_column(Column("why", String(24), nullable=False, default=""))
 # The salt a job planned with: a base job's salt differing from the current one tells a
 # reprocess request apart from changed data. NULL for jobs that never started.
 jobs.append_column(Column("salt", String(64), nullable=True))
+# The image the job ran, pinned (``name@sha256:...``, resolved when the job started), and the
+# image ID that keys its unpacked root; NULL for a job that ran no image.
+jobs.append_column(Column("image", Text, nullable=True))
+jobs.append_column(Column("image_id", String(80), nullable=True))
 
 # The reverse of datum_runs.inputs: which datum runs read a given input file version, so
 # 'lineage --downstream' is an index lookup instead of a scan of every job's datums.

@@ -40,6 +40,18 @@ class Workspace:
         return self.root / "tmp"
 
 
+@dataclass(frozen=True)
+class ImageRoot:
+    """An image's unpacked root file system and what its config says about running in it
+    (``ENV`` as ``K=V`` lines, ``WORKDIR``, ``USER``), and the digest it was resolved to."""
+
+    rootfs: Path
+    env: tuple[str, ...] = ()
+    working_dir: str = ""
+    user: str = ""
+    digest: str = ""
+
+
 @dataclass
 class Invocation:
     """One attempt at running user code for a datum, or a long-lived process's command."""
@@ -64,6 +76,10 @@ class Invocation:
     # Bounds on memory, processes, cpu, /tmp and /pfs/out (``tusk.workers.limits``); None
     # means the defaults.
     limits: Limits | None = None
+    # The image the code runs in, for a runtime that ``honours_image`` (others ignore it).
+    image: ImageRoot | None = None
+    # Who the code runs as, as the spec's ``transform.user`` names it ("" : the image's USER).
+    user: str = ""
 
 
 @dataclass

@@ -1,12 +1,17 @@
 """Runtimes, and which one runs a pipeline's code.
 
-The implementations of ``tusk.workers.base.Runtime``: ``sandbox`` (bubblewrap; the default where
-it works) and ``process`` (no isolation). Which one a pipeline gets, in order:
+The implementations of ``tusk.workers.base.Runtime``: ``image`` (the spec's
+``transform.image``, under bubblewrap), ``sandbox`` (bubblewrap over the host's system; the
+default where it works) and ``process`` (no isolation). Which one a pipeline gets, in order:
 
 1. the installation's override: ``TUSK_RUNNER`` in the controller's environment (or a runtime
    handed to the controller, as tests do);
 2. the pipeline's own choice, the tusk-specific spec field ``"tusk": {"runtime": "process"}``;
-3. the sandbox where bubblewrap can run, else the process runtime (said once).
+3. ``image`` when the spec names ``transform.image``;
+4. the sandbox where bubblewrap can run, else the process runtime (said once).
+
+Running a spec that names an image on the host instead is therefore always a choice someone
+wrote down (1 or 2), never a fallback; ``image`` for a spec without an image means 3 and 4.
 
 A spout writes into the tusk root with ``tusk put file``, which only a runtime that
 ``reaches_root`` allows: a spout runs in the process runtime whatever the default or override
@@ -27,7 +32,7 @@ from tusk.errors import FailedPrecondition
 if TYPE_CHECKING:
     from tusk.workers.base import Capabilities, Runtime
 
-NAMES = ("sandbox", "process")
+NAMES = ("image", "sandbox", "process")
 OVERRIDE = "TUSK_RUNNER"  # the installation-wide override, read by the controller
 _said_fallback = False
 
@@ -45,6 +50,10 @@ def sandbox_usable() -> bool:
 
 
 def _class(name: str) -> Any:
+    if name == "image":
+        from tusk.workers.runtimes.image import ImageRuntime
+
+        return ImageRuntime
     if name == "sandbox":
         from tusk.workers.runtimes.sandbox import SandboxRuntime
 
@@ -55,9 +64,10 @@ def _class(name: str) -> Any:
 
 
 def _make(name: str, root: Path | None) -> Runtime:
-    if name == "sandbox":
-        return _class(name)(root)  # type: ignore[no-any-return]
-    return _class(name)()  # type: ignore[no-any-return]
+    cls = _class(name)
+    # An isolated runtime is told the tusk root, which it hides from the code.
+    caps = _static_capabilities(name)
+    return cls(root) if caps is not None and caps.isolated else cls()  # type: ignore[no-any-return]
 
 
 def _static_capabilities(name: str) -> Capabilities | None:
@@ -70,7 +80,7 @@ def choice_problem(name: str, kind: str) -> str:
     """What is wrong with a spec naming runtime ``name`` for a pipeline of ``kind`` ("spout",
     "service", "transform"); "" when nothing is."""
     if name not in NAMES:
-        return f'"{name}" is not a runtime; use "sandbox" or "process"'
+        return f'"{name}" is not a runtime; use "image", "sandbox" or "process"'
     caps = _static_capabilities(name)
     if kind == "spout" and caps is not None and not caps.reaches_root:
         return (f'a spout cannot run in the {name} runtime: it writes into the tusk root with'
@@ -97,26 +107,49 @@ class Runtimes:
 
     def _wanted(self, spec: Any) -> str | None:
         override = os.environ.get(OVERRIDE) or None
-        if override is not None:
-            if override not in NAMES:
-                raise FailedPrecondition(
-                    f'{OVERRIDE}="{override}" is not a runtime; set it to one of: '
-                    f'{", ".join(NAMES)} (or unset it)')
-            return override
-        return requested(spec)
+        if override is not None and override not in NAMES:
+            raise FailedPrecondition(
+                f'{OVERRIDE}="{override}" is not a runtime; set it to one of: '
+                f'{", ".join(NAMES)} (or unset it)')
+        return chosen(spec)[0]
 
     def _named(self, name: str | None) -> Runtime:
         if name is None:
             name = "sandbox" if sandbox_usable() else "process"
             if name == "process":
                 _say_fallback()
-        elif name == "sandbox" and not sandbox_usable():
+        elif name in ("sandbox", "image") and not sandbox_usable():
             raise FailedPrecondition(
-                "the sandbox runtime needs bubblewrap, which cannot run here: apt-get install"
+                f"the {name} runtime needs bubblewrap, which cannot run here: apt-get install"
                 ' bubblewrap, or run the pipeline with "tusk": {"runtime": "process"}')
         if name not in self._made:
             self._made[name] = _make(name, self.root)
         return self._made[name]
+
+
+def chosen(spec: Any) -> tuple[str | None, str]:
+    """The runtime ``spec`` asks for, by the rules above (None: the default), and who chose
+    it ("TUSK_RUNNER", "the spec", "transform.image" or "")."""
+    override = os.environ.get(OVERRIDE) or None
+    if override is not None:
+        name, by = override, OVERRIDE
+    elif requested(spec):
+        name, by = requested(spec), "the spec"
+    elif spec.transform.image:
+        name, by = "image", "transform.image"
+    else:
+        return None, ""
+    caps = _static_capabilities(name) if name in NAMES else None
+    if caps is not None and caps.honours_image and not spec.transform.image:
+        return None, ""
+    return name, by
+
+
+def runs_image(spec: Any) -> bool:
+    """``spec``'s code will run in its image (so the image must exist)."""
+    name, _ = chosen(spec)
+    caps = _static_capabilities(name) if name in NAMES else None
+    return caps is not None and caps.honours_image and spec.pipeline_type != "spout"
 
 
 def fallback_notes(specs: list[Any]) -> list[str]:

@@ -88,21 +88,15 @@ class SandboxRuntime:
               ) -> subprocess.Popen[bytes]:
         """A service in the sandbox (no bounds of ``tusk.workers.limits``: those are per datum
         attempt and belong to a slot's thread; a service outlives both)."""
-        self.prepare(ws)
+        self.prepare(ws, inv)
         return start_gated(self.command(ws, inv), self.environment(inv), str(ws.root), ws,
                            list(inv.stdin), out, hold)
 
     def command(self, ws: Workspace, inv: Invocation, gate: tuple[int, int] | None = None,
                 ) -> list[str]:
         """bwrap's argv for ``inv``; ``gate`` is (info fd, block fd) for ``run``."""
-        uid = sandbox_uid()
-        named = view.spec_paths(inv.cmd, inv.stdin, inv.working_dir)
-        shown = view.binds([*view.runtime_paths(), *named], view.known_roots(self.root))
-        # /tmp first: host paths a spec names under /tmp are bound inside it afterwards.
-        args = [self.bwrap, *view.system_binds(), "--bind", str(ws.tmp), "/tmp", *shown,
-                "--ro-bind", tusk_shim(), view.SHIM_DIR,
-                "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
-                "--dev", "/dev", "--proc", "/proc", "--dir", "/pfs"]
+        uid = self.run_as(inv)
+        args = [self.bwrap, *self.view(ws, inv), "--dev", "/dev", "--proc", "/proc", "--dir", "/pfs"]
         for name in inv.inputs:
             src = ws.pfs / name
             if src.exists():
@@ -112,7 +106,7 @@ class SandboxRuntime:
         for inside, host in inv.binds.items():
             args += ["--ro-bind", host, inside]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                 "--die-with-parent", "--new-session", "--chdir", inv.working_dir or "/pfs"]
+                 "--die-with-parent", "--new-session", "--chdir", self.working_dir(inv)]
         if not network_shared():
             args.append("--unshare-net")
         if gate is not None:
@@ -122,7 +116,7 @@ class SandboxRuntime:
             # the code may not make another one (where it could hold capabilities again).
             args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *inv.cmd]
             return args
-        setpriv = _setpriv()
+        setpriv = self.setpriv_argv()
         if setpriv is None:
             # Without setpriv the code stays root in uid, but with no capability at all.
             return [*args, "--cap-drop", "ALL", "--", *inv.cmd]
@@ -131,23 +125,46 @@ class SandboxRuntime:
         # clears the permitted and effective capabilities, and no_new_privs (set by bwrap)
         # keeps set-uid programs and file capabilities from giving any back.
         return [*args, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                "--", setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                "--", *setpriv, f"--reuid={uid[0]}", f"--regid={uid[1]}", "--clear-groups", "--",
                 *inv.cmd]
 
-    def prepare(self, ws: Workspace) -> None:
-        """Make the writable directories writable by the sandbox's user."""
+    def view(self, ws: Workspace, inv: Invocation) -> list[str]:
+        """bwrap arguments for the file system the code sees, besides ``/pfs``, ``/dev`` and
+        ``/proc``: the host's system directories and what the spec names, and ``/tmp``."""
+        named = view.spec_paths(inv.cmd, inv.stdin, inv.working_dir)
+        shown = view.binds([*view.runtime_paths(), *named], view.known_roots(self.root))
+        # /tmp first: host paths a spec names under /tmp are bound inside it afterwards.
+        return [*view.system_binds(), "--bind", str(ws.tmp), "/tmp", *shown,
+                "--ro-bind", tusk_shim(), view.SHIM_DIR,
+                "--dir", "/var", "--symlink", "../tmp", "/var/tmp"]
+
+    def working_dir(self, inv: Invocation) -> str:
+        return inv.working_dir or "/pfs"
+
+    def setpriv_argv(self) -> list[str] | None:
+        """How the code's view runs ``setpriv`` (None: it cannot)."""
+        found = _setpriv()
+        return [found] if found else None
+
+    def run_as(self, inv: Invocation) -> tuple[int, int] | None:
+        """(uid, gid) the code runs as when tusk runs as root; None when tusk is not root."""
         uid = sandbox_uid()
+        return None if uid is None else (uid, uid)
+
+    def prepare(self, ws: Workspace, inv: Invocation | None = None) -> None:
+        """Make the writable directories writable by the sandbox's user."""
+        ids = self.run_as(inv) if inv is not None else self.run_as(Invocation([]))
         for d in (ws.out, ws.tmp):
             d.mkdir(parents=True, exist_ok=True)
-            if uid is not None:
-                os.chown(d, uid, uid)
+            if ids is not None:
+                os.chown(d, *ids)
 
     def environment(self, inv: Invocation) -> dict[str, str]:
         return {"HOME": "/tmp", **session_env(), "PATH": view.sandbox_path(user_path(None)),
                 "TMPDIR": "/tmp", **inv.env}
 
     def run(self, ws: Workspace, inv: Invocation, log: Any) -> Outcome:
-        self.prepare(ws)
+        self.prepare(ws, inv)
         stdin = "".join(line + "\n" for line in inv.stdin)
         confine = Confinement(inv.limits or limits_for(None),
                               {str(ws.out): "/pfs/out", str(ws.tmp): "/tmp"})
