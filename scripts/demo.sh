@@ -18,11 +18,12 @@ USER_ENV="${TUSK_DEMO_ENV:-$REPO_DIR/.demo-env}"
 [ -x "$USER_ENV/bin/python3" ] || python3 -m venv "$USER_ENV"
 "$USER_ENV/bin/python3" -m pip install -q --disable-pip-version-check "pillow==13.0.0" >/dev/null
 "$USER_ENV/bin/python3" examples/opencv/make_images.py "$WORK/photos" liberty kitten harbor
-# The specs name their code by absolute path, as a Pachyderm image would have it baked in,
-# and its interpreter (the spec says python3) as the user's environment.
+# The specs name their code by absolute path on this host and its interpreter (the spec says
+# python3) as the user's environment, and say so: "tusk": {"runtime": "sandbox"} runs the code
+# in the host sandbox instead of the spec's transform.image (which this machine need not have).
 for p in edges montage; do
   sed -e "s#EXAMPLES#$REPO_DIR/examples/opencv#" -e "s#\"python3\"#\"$USER_ENV/bin/python3\"#" \
-    "examples/opencv/$p.json" > "$WORK/$p.json"
+    -e 's#^{#{"tusk": {"runtime": "sandbox"},#' "examples/opencv/$p.json" > "$WORK/$p.json"
 done
 
 say tusk create repo images

@@ -112,7 +112,7 @@ def test_an_unknown_tusk_runner_fails_the_job_with_the_fix(pipes: Pipes) -> None
     assert p.wait("any@master", ok=False)[0]["error"]
     job = p.job("any")
     assert job["state"] == "FAILURE", job
-    assert 'TUSK_RUNNER="docker" is not a runtime; set it to one of: sandbox, process' \
+    assert 'TUSK_RUNNER="docker" is not a runtime; set it to one of: image, sandbox, process' \
         in job["reason"]
     # Fixed, the next job runs.
     p.stop_controllers()

@@ -1,0 +1,176 @@
+"""transform.image runs: user code in its pipeline's image, resolved to a digest per job.
+
+Real parts only: images are built with the machine's engine (``docker build`` / ``podman
+build``, FROM scratch with busybox), pushed to a real registry on 127.0.0.1, and the pipelines
+run through the ``tusk`` CLI with its controller and workers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from image_helpers import Images, engine_cli, start_registry, unique
+from pipeline_helpers import Pipes, bwrap_usable, pfs_input
+
+pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="the image runtime needs bubblewrap")
+
+# The user's code, which exists only in the image: it reports where and as whom it runs.
+REPORT = """#!/bin/sh
+for f in /pfs/in/*; do
+  {
+    echo "version=VERSION"
+    echo "uid=$(id -u)"
+    echo "pwd=$(pwd)"
+    echo "greeting=$GREETING"
+    echo "job=$PACH_JOB_ID"
+    echo "input=$(cat "$f")"
+    echo "root=$(ls / | tr '\\n' ' ')"
+  } > "/pfs/out/$(basename "$f")"
+done
+"""
+
+
+@pytest.fixture(scope="module")
+def images() -> Iterator[Images]:
+    imgs = Images(engine_cli())
+    yield imgs
+    imgs.cleanup()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from start_registry(tmp_path_factory.mktemp("registry"))
+
+
+def code(version: str) -> dict[str, str]:
+    return {"/app/report.sh": REPORT.replace("VERSION", version)}
+
+
+def spec(image: str, **transform: Any) -> dict[str, Any]:
+    return {"pipeline": {"name": "report"},
+            "transform": {"image": image, "cmd": ["sh", "/app/report.sh"], **transform},
+            "input": pfs_input("in")}
+
+
+def report(p: Pipes, path: str = "/a") -> dict[str, str]:
+    text = p.ok("get", "file", f"report@master:{path}")
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def test_code_that_exists_only_in_its_image_runs_unchanged(tusk: Any, images: Images) -> None:
+    name = unique("tusk-test/report") + ":1"
+    image_id = images.build(name, code("1"), ["ENV GREETING=hello-from-image", "WORKDIR /app"])
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    r = tusk("create", "pipeline", "-f", str(p.spec_file(spec(name))))
+    assert r.returncode == 0, r.stderr
+    assert "no effect" not in r.stderr  # the image is honoured, not ignored
+    p.wait("report@master")
+    out = report(p)
+    assert out["version"] == "1" and out["input"] == "alpha"
+    assert out["greeting"] == "hello-from-image"  # the image's ENV
+    assert out["pwd"] == "/app"  # the image's WORKDIR
+    assert out["uid"] == "65534"  # the image runs as root; here it never is
+    assert out["job"] == p.job("report")["id"]  # Pachyderm's variables
+    # The code's whole file system is the image's: no host /usr, /root or /home.
+    shown = set(out["root"].split())
+    assert {"app", "bin", "pfs", "tmp"} <= shown
+    assert not shown & {"usr", "root", "home", "work"}, shown
+    job = p.job("report")
+    assert job["image"] == f"{name.rsplit(':', 1)[0]}@{image_id}"  # only the engine has it
+
+
+def test_the_specs_env_working_dir_and_user_override_the_images(tusk: Any, images: Images) -> None:
+    name = unique("tusk-test/over") + ":1"
+    images.build(name, {**code("1"), "/etc/passwd": "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n"},
+                 ["ENV GREETING=image", "WORKDIR /app", "USER app"])
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.create(spec(name))
+    p.wait("report@master")
+    out = report(p)
+    assert (out["uid"], out["pwd"], out["greeting"]) == ("1000", "/app", "image")  # USER app
+    p.update(spec(name, env={"GREETING": "spec"}, working_dir="/bin", user="4321"), "--reprocess")
+    p.wait("report@master")
+    out = report(p)
+    assert (out["uid"], out["pwd"], out["greeting"]) == ("4321", "/bin", "spec")
+
+
+def test_a_new_push_under_the_same_tag_runs_in_the_next_job_and_lineage_keeps_the_old(
+        tusk: Any, images: Images, registry: str) -> None:
+    name = f"{registry}/{unique('report')}:latest"
+    images.build(name, code("1"))
+    first = images.push(name)
+    images.remove(name)  # only the registry has it now: the job pulls it
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.create(spec(name))
+    p.wait("report@master")
+    assert report(p)["version"] == "1"
+    repo = name.rsplit(":", 1)[0]
+    assert p.job("report")["image"] == f"{repo}@{first}"
+
+    # The user edits the code, rebuilds, and pushes under the same tag.
+    images.build(name, code("2"))
+    second = images.push(name)
+    assert second != first
+    p.put("in", {"/b": "beta"})
+    p.wait("report@master")
+    job = p.job("report")
+    assert job["image"] == f"{repo}@{second}"
+    assert report(p, "/b")["version"] == "2"
+    # The unchanged datum was not re-run: its output and its lineage still name the old image.
+    assert report(p, "/a")["version"] == "1"
+    assert p.raw("lineage", "report@master:/a")["image"] == f"{repo}@{first}"
+    assert p.raw("lineage", "report@master:/b")["image"] == f"{repo}@{second}"
+    text = p.ok("inspect", "job", f"report@{job['id']}")
+    assert f"{repo}@{second}" in text
+
+
+def test_a_missing_image_is_refused_at_create_and_nothing_is_made(tusk: Any, images: Images,
+                                                                  registry: str) -> None:
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    before = [r["name"] for r in p.raw("list", "repo")]
+    for image in (f"{registry}/nowhere/{unique('x')}:1", unique("tusk-test/absent") + ":1"):
+        line = tusk.fail("create", "pipeline", "-f", str(p.spec_file(spec(image))))
+        assert f'image "{image}" not found' in line, line
+        assert "looked in" in line, line
+    assert p.raw("list", "pipeline") == []
+    assert [r["name"] for r in p.raw("list", "repo")] == before
+
+
+def test_an_image_removed_after_create_fails_the_job_with_one_line(tusk: Any, images: Images) -> None:
+    name = unique("tusk-test/vanish") + ":1"
+    images.build(name, code("1"))
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.t.env["TUSK_NO_CONTROLLER"] = "1"  # create now, run once the image is gone
+    p.create(spec(name))
+    images.remove(name)
+    p.t.env.pop("TUSK_NO_CONTROLLER")
+    p.wait("report@master", ok=False)
+    job = p.job("report")
+    assert job["state"] == "FAILURE"
+    assert f'image "{name}" not found' in job["reason"] and "\n" not in job["reason"]
+
+
+def test_running_on_the_host_instead_is_an_explicit_choice(tusk: Any, images: Images,
+                                                           tmp_path: Path) -> None:
+    name = unique("tusk-test/host") + ":1"
+    images.build(name, code("1"))
+    p = Pipes(tusk, runner="sandbox")  # TUSK_RUNNER=sandbox: the installation says "host"
+    p.repo("in", {"/a": "alpha"})
+    host_spec = {**spec(name), "transform": {"image": name, "cmd": ["sh", "-c",
+                 "ls / > /pfs/out/root"]}}
+    r = tusk("create", "pipeline", "-f", str(p.spec_file(host_spec)))
+    assert r.returncode == 0, r.stderr
+    assert "TUSK_RUNNER chose the sandbox runtime" in r.stderr
+    p.wait("report@master")
+    assert "usr" in p.ok("get", "file", "report@master:/root").split()  # the host's system
+    assert not p.job("report").get("image")
+    assert json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"] == name
