@@ -174,3 +174,76 @@ def test_running_on_the_host_instead_is_an_explicit_choice(tusk: Any, images: Im
     assert "usr" in p.ok("get", "file", "report@master:/root").split()  # the host's system
     assert not p.job("report").get("image")
     assert json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"] == name
+
+
+def test_push_images_tags_uniquely_pushes_and_the_next_update_runs_the_new_code(
+        tusk: Any, images: Images, registry: str) -> None:
+    local = unique("tusk-test/pushed") + ":dev"
+    first_id = images.build(local, code("1"))
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    path = p.spec_file(spec(local))
+    p.ok("create", "pipeline", "-f", str(path), "--push-images", "--registry", registry)
+    repo = f"{registry}/{local.rsplit(':', 1)[0]}"
+    pushed = f"{repo}:tusk-{first_id.split(':')[1][:12]}"
+    images.made.append(pushed)
+    stored = json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"]
+    assert stored == pushed  # the spec names the unique tag it pushed, as pachctl does
+    p.wait("report@master")
+    assert report(p)["version"] == "1"
+    first = p.job("report")["image"]
+    assert first.startswith(f"{repo}@sha256:")  # from the registry: its manifest digest
+
+    # Edit, rebuild under the same local tag, update with --push-images: a new unique tag.
+    second_id = images.build(local, code("2"))
+    p.ok("update", "pipeline", "-f", str(path), "--push-images", "--registry", registry)
+    images.made.append(f"{repo}:tusk-{second_id.split(':')[1][:12]}")
+    p.put("in", {"/b": "beta"})
+    p.wait("report@master")
+    assert report(p, "/b")["version"] == "2" and report(p, "/a")["version"] == "1"
+    assert p.job("report")["image"] not in (first, "")
+    assert p.raw("lineage", "report@master:/a")["image"] == first
+
+    # A local image that is not there is refused before anything is pushed or changed.
+    line = tusk.fail("update", "pipeline", "-f", str(p.spec_file(spec(unique("tusk-test/no") + ":1"))),
+                     "--push-images", "--registry", registry)
+    assert "is not in" in line and "docker build -t" in line, line
+    assert json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["version"] == 2
+
+
+def test_build_rebuilds_and_updates_in_one_command_with_no_registry(tusk: Any, images: Images) -> None:
+    from image_helpers import BUSYBOX
+
+    name = unique("tusk-test/built")
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha", "/b": "beta"})
+    work = Path(p.t.cwd)
+    import shutil
+
+    shutil.copy(BUSYBOX, work / "busybox")
+    (work / "report.sh").write_text(REPORT.replace("VERSION", "1"))
+    (work / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nCOPY report.sh /app/report.sh\n')
+    path = p.spec_file(spec(name))
+    p.ok("create", "pipeline", "-f", str(path), "--build")
+    stored = json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"]
+    assert stored.startswith(f"{name}:tusk-")
+    images.made.append(stored)
+    images.made.append(name)
+    p.wait("report@master")
+    assert report(p)["version"] == "1"
+
+    (work / "report.sh").write_text(REPORT.replace("VERSION", "2"))
+    p.ok("update", "pipeline", "-f", str(path), "--build", "--reprocess")
+    stored2 = json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"]
+    assert stored2 != stored
+    images.made.append(stored2)
+    p.wait("report@master")
+    assert {report(p, f)["version"] for f in ("/a", "/b")} == {"2"}  # --reprocess: every datum
+
+    # No Dockerfile: one line naming where it looked, nothing changed.
+    (work / "Dockerfile").unlink()
+    line = tusk.fail("update", "pipeline", "-f", str(path), "--build")
+    assert "no Dockerfile at" in line, line
+    assert json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"] == stored2

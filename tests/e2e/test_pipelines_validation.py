@@ -73,3 +73,15 @@ def test_validate_and_dry_run_create_nothing(pipes: Pipes) -> None:
     p.ok("create", "pipeline", "-f", str(path))
     p.wait("good@master")
     assert p.tree("good@master") == {"/in/a": b"1"}
+
+
+def test_a_spec_at_an_http_url_is_created_as_from_a_file(pipes: Pipes, http_dir) -> None:  # type: ignore[no-untyped-def]
+    p = pipes
+    p.repo("in", {"/a": "x"})
+    (http_dir.dir / "good.json").write_text(json.dumps(GOOD))
+    line = p.t.fail("create", "pipeline", "-f", f"{http_dir.url}/missing.json")
+    assert "cannot fetch: HTTP 404" in line, line
+    assert p.raw("list", "pipeline") == []
+    p.ok("create", "pipeline", "-f", f"{http_dir.url}/good.json")
+    p.wait("good@master")
+    assert p.text_tree("good@master") == {"/in/a": "x"}

@@ -47,17 +47,68 @@ def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
         err(f"tusk: pipeline {spec.name}: {', '.join(notes)} {verb} no effect when running locally")
 
 
+def image_options(f):  # type: ignore[no-untyped-def]
+    """pachctl's image flags, and tusk's --build."""
+    f = click.option("-u", "--username", default=None,
+                     help="Push into this user's namespace (credentials: 'docker login').")(f)
+    f = click.option("-r", "--registry", default=None, metavar="HOST[:PORT]",
+                     help="The registry to push images to (default: the image's own).")(f)
+    f = click.option("-p", "--push-images", is_flag=True,
+                     help="Tag the local transform.image uniquely, push it, and use that tag.")(f)
+    return click.option("-b", "--build", "build_image", is_flag=True,
+                        help="Build transform.image from transform.dockerfile (or a Dockerfile"
+                             " beside the spec) first, and use the new image.")(f)
+
+
+def _imageless(spec: Any) -> Any:
+    from tusk.images.publish import with_image
+
+    return with_image(spec, "")
+
+
+def _publish(specs: list[Any], path: str, build_image: bool, push_images: bool,
+             registry: str | None, username: str | None) -> list[Any]:
+    """The specs naming the images built and/or pushed for them (as pachctl does, first)."""
+    if not (build_image or push_images):
+        if registry or username:
+            from tusk.errors import InvalidArgument
+
+            raise InvalidArgument("--registry and --username go with --push-images")
+        return specs
+    from tusk.images import publish
+
+    out = []
+    for spec in specs:
+        if build_image:
+            spec = publish.with_image(spec, publish.build(spec, path))
+        if push_images:
+            spec = publish.with_image(spec, publish.push(spec, registry, username))
+        err(f"tusk: pipeline {spec.name}: image {spec.transform.image}")
+        out.append(spec)
+    return out
+
+
 @create.command("pipeline")
-@click.option("-f", "--file", "path", required=True, help="Spec file (JSON or YAML; '-' for stdin).")
+@click.option("-f", "--file", "path", required=True,
+              help="Spec file or http(s) URL (JSON or YAML; '-' for stdin).")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would be created.")
+@image_options
 @project_option
-def create_pipeline(path: str, dry_run: bool, project: str | None) -> None:
+def create_pipeline(path: str, dry_run: bool, build_image: bool, push_images: bool,
+                    registry: str | None, username: str | None, project: str | None) -> None:
     """Create pipelines from a Pachyderm spec file."""
     specs = _read_specs(path, project)
     from tusk.cli.txn_cmds import note_queued, txn_pps
     from tusk.pfs.refs import RepoRef
 
     svc = txn_pps()  # inside a transaction the pipelines are created when it finishes
+    if not dry_run and (build_image or push_images):
+        coming_first: set[RepoRef] = set()
+        for spec in specs:  # all but the image is checked before anything is built or pushed
+            svc.create_pipeline(_imageless(spec), dry_run=True, coming=frozenset(coming_first))
+            coming_first.add(RepoRef(spec.project, spec.name))
+    if not dry_run:
+        specs = _publish(specs, path, build_image, push_images, registry, username)
     coming: set[RepoRef] = set()
     for spec in specs:  # check every spec of the file before creating any of them
         svc.create_pipeline(spec, dry_run=True, coming=frozenset(coming))
@@ -84,17 +135,25 @@ def _say_runtime(specs: list[Any]) -> None:
 
 
 @update.command("pipeline")
-@click.option("-f", "--file", "path", required=True, help="Spec file (JSON or YAML; '-' for stdin).")
+@click.option("-f", "--file", "path", required=True,
+              help="Spec file or http(s) URL (JSON or YAML; '-' for stdin).")
 @click.option("--reprocess", is_flag=True, help="Reprocess every datum (new salt).")
+@image_options
 @project_option
-def update_pipeline(path: str, reprocess: bool, project: str | None) -> None:
+def update_pipeline(path: str, reprocess: bool, build_image: bool, push_images: bool,
+                    registry: str | None, username: str | None, project: str | None) -> None:
     """Update pipelines; already processed datums stay skipped unless --reprocess."""
     from tusk.cli.txn_cmds import note_queued, txn_pps
 
     specs = _read_specs(path, project)
     svc = txn_pps()  # inside a transaction the updates apply when it finishes
-    for spec in specs:  # check every spec of the file before updating any of them
-        svc.create_pipeline(spec, update=True, dry_run=True)
+    for spec in specs:  # all but the image is checked before anything is built or pushed
+        svc.create_pipeline(_imageless(spec) if build_image or push_images else spec,
+                            update=True, dry_run=True)
+    specs = _publish(specs, path, build_image, push_images, registry, username)
+    if build_image or push_images:
+        for spec in specs:  # and the images they name now
+            svc.create_pipeline(spec, update=True, dry_run=True)
     for spec in specs:
         _report_ignored(spec)
         svc.create_pipeline(spec, update=True, reprocess=reprocess)

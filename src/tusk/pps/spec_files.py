@@ -32,6 +32,8 @@ def read_spec_file(path: str, stdin: BinaryIO) -> tuple[str, str]:
     (``/dev/zero`` included: it is never read to its end) and one that is not UTF-8 text.
     """
     source = "<stdin>" if path == "-" else path
+    if path.startswith(("http://", "https://")):
+        return decode_spec(_fetch(path), source), source
     try:
         if path == "-":
             data = stdin.read(MAX_SPEC_BYTES + 1)
@@ -45,6 +47,24 @@ def read_spec_file(path: str, stdin: BinaryIO) -> tuple[str, str]:
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(source, "", f"larger than {MAX_SPEC_BYTES >> 20} MiB; is it a spec file?")
     return decode_spec(data, source), source
+
+
+def _fetch(url: str) -> bytes:
+    """A spec at an http(s) URL, as pachctl takes one (read at most ``MAX_SPEC_BYTES``)."""
+    import httpx
+
+    data = b""
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=30) as resp:
+            if resp.status_code != 200:
+                raise SpecError(url, "", f"cannot fetch: HTTP {resp.status_code}")
+            for chunk in resp.iter_bytes():
+                data += chunk
+                if len(data) > MAX_SPEC_BYTES:
+                    raise SpecError(url, "", f"larger than {MAX_SPEC_BYTES >> 20} MiB; is it a spec file?")
+    except httpx.HTTPError as e:
+        raise SpecError(url, "", f"cannot fetch: {e}") from None
+    return data
 
 
 def decode_spec(data: bytes, source: str) -> str:
