@@ -247,3 +247,23 @@ def test_build_rebuilds_and_updates_in_one_command_with_no_registry(tusk: Any, i
     line = tusk.fail("update", "pipeline", "-f", str(path), "--build")
     assert "no Dockerfile at" in line, line
     assert json.loads(p.ok("inspect", "pipeline", "report", "--raw"))["spec"]["transform"]["image"] == stored2
+
+
+def test_secrets_reach_code_in_its_image(tusk: Any, images: Images) -> None:
+    import base64
+
+    name = unique("tusk-test/secret") + ":1"
+    images.build(name, {"/etc/app.conf": "x"})
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    tusk.write("s.json", json.dumps({"apiVersion": "v1", "kind": "Secret",
+                                     "metadata": {"name": "api"},
+                                     "data": {"key": base64.b64encode(b"k-123").decode()}}))
+    tusk.ok("create", "secret", "-f", "s.json")
+    s = spec(name, cmd=["sh", "-c", 'cat /etc/secret/key "/top/key" > /pfs/out/got; echo "$K" >> /pfs/out/got'],
+             secrets=[{"name": "api", "mount_path": "/etc/secret"},  # inside the image's /etc
+                      {"name": "api", "mount_path": "/top"},
+                      {"name": "api", "env_var": "K", "key": "key"}])
+    p.create(s)
+    p.wait("report@master")
+    assert p.ok("get", "file", "report@master:/got") == "k-123k-123k-123\n"

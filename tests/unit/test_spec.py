@@ -766,7 +766,8 @@ def test_kubernetes_only_fields_are_accepted_and_listed() -> None:
         },
     )
     spec = parse_spec(doc)
-    # resource_limits is honoured (memory, cpu, disk bound each datum), so it is not listed.
+    # resource_limits is honoured (memory, cpu, disk bound each datum), so it is not listed;
+    # so are transform.user, dockerfile, secrets and image_pull_secrets (images and secrets).
     assert spec.ignored_fields == [
         "resource_requests",
         "sidecar_resource_limits",
@@ -777,12 +778,8 @@ def test_kubernetes_only_fields_are_accepted_and_listed() -> None:
         "maximum_expected_uptime",
         "autoscaling",
         "s3_out",
-        "transform.user",
         "transform.debug",
-        "transform.dockerfile",
         "transform.memory_volume",
-        "transform.secrets",
-        "transform.image_pull_secrets",
     ]
     assert spec.autoscaling is True and spec.s3_out is True
     assert spec.egress == {"URL": "s3://bucket/dir"}

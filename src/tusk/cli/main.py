@@ -155,6 +155,7 @@ def main() -> None:
         log_cmds,
         pps_cmds,
         repo_cmds,
+        secret_cmds,
         serve_cmds,
         txn_cmds,
     )

@@ -28,12 +28,13 @@ import msgpack
 from sqlalchemy import Row, select, update
 
 from tusk.errors import FailedPrecondition, NotFound
+from tusk.images.reference import parse_image
 from tusk.images.store import ImageStore
 from tusk.pfs import trees
 from tusk.pfs.merge import Listing
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
-from tusk.pps import logs
+from tusk.pps import logs, secrets
 from tusk.pps.egress import run_job_egress
 from tusk.pps.incremental import affected
 from tusk.pps.lineage import why_ran
@@ -105,6 +106,8 @@ class JobRunner:
         self.runtimes = runtimes
         self.runtime: Runtime | None = None  # the running job's pipeline's (one job at a time)
         self.image: ImageRoot | None = None  # the running job's image, for a runtime that honours it
+        # The running job's secrets: variables, and files by mount path (pps/secrets.py).
+        self.secrets: tuple[dict[str, str], dict[str, dict[str, bytes]]] = ({}, {})
         self.say = say
         self.cache = ContentCache(self.b.root / "cache", self.b.reader())
         self._watch: JobWatch | None = None  # the running job's watch (one job at a time)
@@ -359,6 +362,7 @@ class JobRunner:
             return HeldOutcomes([])
         try:
             self.runtime = self.runtimes.for_pipeline(spec)
+            self.secrets = secrets.for_datum(secrets.SecretStore(self.b.root), spec)
             self.image = None
             if self.runtime.capabilities.honours_image:
                 self.image = self._resolve_image(job, spec)
@@ -435,8 +439,10 @@ class JobRunner:
                 return store.root_of(job.image_id)
             except NotFound:
                 pass
-        resolved = store.resolve(spec.transform.image)
-        root = store.ensure(resolved)
+        creds = secrets.pull_credentials(secrets.SecretStore(self.b.root), spec,
+                                         parse_image(spec.transform.image).registry)
+        resolved = store.resolve(spec.transform.image, creds)
+        root = store.ensure(resolved, creds)
         with self.b.db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 image=resolved.pinned, image_id=resolved.image_id))
@@ -458,7 +464,7 @@ class JobRunner:
         before each attempt (a worker counts it in the task table) and False stops."""
         t = spec.transform
         result = DatumResult(d, FAILED, d.hash(salt), started=time.time())
-        env = datum_env(job, spec, d, commit_ids)
+        env = {**datum_env(job, spec, d, commit_ids), **self.secrets[0]}
         by_name = inputs_by_name(d, entries)
         names = list(dict.fromkeys(di.name for di in d.inputs))
         runtime = self.runtime
@@ -493,7 +499,8 @@ class JobRunner:
                 src_entries = [entries[(di.project, di.repo, di.branch)][f.path] for f in di.files]
                 materialize(ws, di.name, src_entries, self.cache, link, _empty(spec, di.name))
             inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, timeout, names, attempt,
-                             limits=limits, image=self.image, user=str(t.extras.get("user") or ""))
+                             limits=limits, image=self.image, user=str(t.extras.get("user") or ""),
+                             secret_files=self.secrets[1])
             inv.cancel = watch.attempt(d.id, paths)
             outcome = runtime.run(ws, inv, log)
             restarted = watch.finished(d.id)
@@ -520,7 +527,7 @@ class JobRunner:
         if result.state == FAILED and t.err_cmd and result.attempts and not watch.stopped.is_set():
             inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir, spec.datum_timeout, names,
                              result.attempts, limits=limits, image=self.image,
-                             user=str(t.extras.get("user") or ""))
+                             user=str(t.extras.get("user") or ""), secret_files=self.secrets[1])
             outcome = runtime.run(ws, inv, log)
             if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
                 result.state = RECOVERED

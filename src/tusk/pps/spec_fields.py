@@ -46,12 +46,8 @@ IGNORED_TOP_LEVEL = (
     "dry_run",
 )
 IGNORED_TRANSFORM = (
-    "user",
     "debug",
-    "dockerfile",
     "memory_volume",
-    "secrets",
-    "image_pull_secrets",
 )
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from tusk.errors import FailedPrecondition
 from tusk.images.store import ImageStore
 from tusk.pfs.service import PfsService
-from tusk.pps import task_spec
+from tusk.pps import secrets, task_spec
 from tusk.pps.jobs import JobRunner
 from tusk.pps.outcomes import SUCCESS, cut_short
 from tusk.pps.spec import parse_spec
@@ -81,6 +81,7 @@ class _JobContext:
         # The image the controller resolved and unpacked when the job started.
         self.image = ImageStore(b.root).root_of(self.job.image_id) \
             if self.runtime.capabilities.honours_image and self.job.image_id else None
+        self.secrets = secrets.for_datum(secrets.SecretStore(b.root), self.spec)
         self.watch = JobWatch(b.db, job_pk)
         self.output = worker.pfs.output.open(self.job.commit_pk)
         self.log_dir = b.root / "logs" / self.pipe.project / self.pipe.name / self.job.job_id
@@ -173,6 +174,7 @@ class Worker:
             self.tasks.complete(task, Result("failed", [], f"cannot run: {e}"))
             return 0, None
         self.jr.runtime, self.jr._watch, self.jr.image = ctx.runtime, ctx.watch, ctx.image
+        self.jr.secrets = ctx.secrets
         with self._lock:
             self.current = task
         d, entries, commit_ids = task_spec.decode(task.spec)

@@ -80,6 +80,8 @@ class Invocation:
     image: ImageRoot | None = None
     # Who the code runs as, as the spec's ``transform.user`` names it ("" : the image's USER).
     user: str = ""
+    # Secrets shown as files: mount path -> file name -> content (read-only, for this code).
+    secret_files: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass

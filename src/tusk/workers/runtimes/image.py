@@ -76,6 +76,20 @@ class ImageRuntime(SandboxRuntime):
                                       " transform.image when it starts)")
         return super().run(ws, inv, log)
 
+    def prepare(self, ws: Workspace, inv: Invocation | None = None) -> None:
+        super().prepare(ws, inv)
+        if inv is None or inv.image is None:
+            return
+        # A secret's mount path inside one of the image's (read-only) directories needs its
+        # mount point in the unpacked root: an empty directory, made once, never a file of ours.
+        root = os.path.realpath(inv.image.rootfs)
+        for mount_path in inv.secret_files:
+            target = os.path.join(root, mount_path.lstrip("/"))
+            parent = os.path.realpath(os.path.dirname(target))
+            if parent == root or not parent.startswith(root + "/"):
+                continue  # at the top (bwrap makes it) or through a link out of the image
+            os.makedirs(os.path.join(parent, os.path.basename(target)), exist_ok=True)
+
     def view(self, ws: Workspace, inv: Invocation) -> list[str]:
         image = _image(inv)
         root = image.rootfs

@@ -121,6 +121,10 @@ class ProcessRuntime:
 
     def run(self, ws: Workspace, inv: Invocation, log: Path) -> Outcome:
         cmd, stdin, env, cwd, missing = self._view(ws, inv)
+        if inv.secret_files and not missing:
+            missing = (f"transform.secrets mount_path {next(iter(inv.secret_files))}: the process"
+                       " runtime has no file system of its own to show secrets in; use env_var,"
+                       " or the sandbox or image runtime")
         if missing:
             sink = inv.log_sink if inv.log_sink is not None else DatumLog(log, inv.attempt)
             sink.note(missing)

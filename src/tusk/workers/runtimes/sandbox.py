@@ -105,6 +105,8 @@ class SandboxRuntime:
         args += view.parents(inv.binds)
         for inside, host in inv.binds.items():
             args += ["--ro-bind", host, inside]
+        for i, mount_path in enumerate(inv.secret_files):
+            args += [*view.parents([mount_path]), "--ro-bind", str(_secret_dir(ws, i)), mount_path]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                  "--die-with-parent", "--new-session", "--chdir", self.working_dir(inv)]
         if not network_shared():
@@ -158,6 +160,8 @@ class SandboxRuntime:
             d.mkdir(parents=True, exist_ok=True)
             if ids is not None:
                 os.chown(d, *ids)
+        for i, files in enumerate(inv.secret_files.values() if inv is not None else ()):
+            _write_secrets(_secret_dir(ws, i), files, ids)
 
     def environment(self, inv: Invocation) -> dict[str, str]:
         return {"HOME": "/tmp", **session_env(), "PATH": view.sandbox_path(user_path(None)),
@@ -202,6 +206,27 @@ class SandboxRuntime:
 
 
 SandboxRunner = SandboxRuntime  # the name before runtimes declared capabilities
+
+
+def _secret_dir(ws: Workspace, i: int) -> Any:
+    return ws.root / "secrets" / str(i)
+
+
+def _write_secrets(d: Any, files: dict[str, bytes], ids: tuple[int, int] | None) -> None:
+    """A secret's keys as files readable by the code's user only (a fresh directory)."""
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True, mode=0o700)
+    os.chmod(d.parent, 0o700)
+    for key, value in files.items():
+        fd = os.open(d / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        with os.fdopen(fd, "wb") as f:
+            f.write(value)
+        if ids is not None:
+            os.chown(d / key, *ids)
+    os.chmod(d, 0o500)
+    if ids is not None:
+        os.chown(d, *ids)
 
 
 def _child_pid(fd: int) -> int | None:
