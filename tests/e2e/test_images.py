@@ -267,3 +267,39 @@ def test_secrets_reach_code_in_its_image(tusk: Any, images: Images) -> None:
     p.create(s)
     p.wait("report@master")
     assert p.ok("get", "file", "report@master:/got") == "k-123k-123k-123\n"
+
+
+def test_a_service_runs_in_its_image(tusk: Any, images: Images) -> None:
+    import time
+
+    name = unique("tusk-test/service") + ":1"
+    images.build(name, {"/app/marker": "in-image"})
+    p = Pipes(tusk)
+    p.repo("site", {"index.html": "v1"})
+    p.create({"pipeline": {"name": "web"}, "input": pfs_input("site", "/"),
+              "service": {"internal_port": 8080},
+              "transform": {"image": name, "cmd": ["sh", "-c",
+                            "echo serving $(cat /pfs/site/index.html) with $(cat /app/marker); sleep 1000"]}})
+    log = p.root / "logs" / "default" / "web" / "service.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "serving v1 with in-image" in log.read_text()):
+        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no service log"
+        time.sleep(0.1)
+    p.ok("delete", "pipeline", "web")
+
+
+def test_err_cmd_runs_in_the_image_and_batching_is_refused_for_now(tusk: Any, images: Images) -> None:
+    name = unique("tusk-test/errcmd") + ":1"
+    images.build(name, {"/app/marker": "m"})
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    s = spec(name, cmd=["sh", "-c", "exit 3"], err_cmd=["sh", "-c", "test -f /app/marker"])
+    s["datum_tries"] = 1
+    p.create(s)
+    p.wait("report@master")
+    job = p.job("report")
+    assert (job["state"], job["recovered"]) == ("SUCCESS", 1), job  # recovered inside the image
+    batching = {**spec(name), "pipeline": {"name": "batched"}}
+    batching["transform"] = {**batching["transform"], "datum_batching": True}
+    line = tusk.fail("create", "pipeline", "-f", str(p.spec_file(batching)))
+    assert "datum_batching does not run in an image yet" in line

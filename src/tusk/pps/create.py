@@ -96,18 +96,20 @@ def check(pps: PpsService, spec: PipelineSpec, update: bool, dry_run: bool,
 def _check_image(pps: PpsService, spec: PipelineSpec) -> None:
     """The secrets the spec names exist, and its image exists where it will be looked for
     when its jobs start (each job resolves it again, to run what the tag names then)."""
-    from tusk.images.reference import parse_image
-    from tusk.images.store import ImageStore
-    from tusk.pps.secrets import SecretStore, check_spec_secrets, pull_credentials
+    from tusk.pps import image_use
+    from tusk.pps.secrets import SecretStore, check_spec_secrets
     from tusk.workers.runtimes import runs_image
 
-    store = SecretStore(pps.pfs.b.root)
-    check_spec_secrets(store, spec)
+    check_spec_secrets(SecretStore(pps.pfs.b.root), spec)
     if not runs_image(spec):
         return
+    if spec.transform.datum_batching:
+        raise InvalidArgument(
+            f"pipeline {spec.name}: transform.datum_batching does not run in an image yet ('tusk"
+            " next datum' is not inside it); run it on the host with \"tusk\": {\"runtime\":"
+            ' "sandbox"}, or leave datum_batching out')
     try:
-        creds = pull_credentials(store, spec, parse_image(spec.transform.image).registry)
-        ImageStore(pps.pfs.b.root).resolve(spec.transform.image, creds)
+        image_use.resolve(pps.pfs.b.root, spec)
     except (NotFound, InvalidArgument) as e:
         raise type(e)(f"pipeline {spec.name}: {e.message}") from None
 

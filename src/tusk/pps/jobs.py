@@ -28,13 +28,12 @@ import msgpack
 from sqlalchemy import Row, select, update
 
 from tusk.errors import FailedPrecondition, NotFound
-from tusk.images.reference import parse_image
 from tusk.images.store import ImageStore
 from tusk.pfs import trees
 from tusk.pfs.merge import Listing
 from tusk.pfs.service import PfsService
 from tusk.pps import datums as dm
-from tusk.pps import logs, secrets
+from tusk.pps import image_use, logs, secrets
 from tusk.pps.egress import run_job_egress
 from tusk.pps.incremental import affected
 from tusk.pps.lineage import why_ran
@@ -439,10 +438,7 @@ class JobRunner:
                 return store.root_of(job.image_id)
             except NotFound:
                 pass
-        creds = secrets.pull_credentials(secrets.SecretStore(self.b.root), spec,
-                                         parse_image(spec.transform.image).registry)
-        resolved = store.resolve(spec.transform.image, creds)
-        root = store.ensure(resolved, creds)
+        resolved, root = image_use.fetch(self.b.root, spec)
         with self.b.db.tx() as conn:
             conn.execute(update(s.jobs).where(s.jobs.c.id == job.id).values(
                 image=resolved.pinned, image_id=resolved.image_id))

@@ -63,6 +63,7 @@ from sqlalchemy import select, update
 from tusk.errors import FailedPrecondition, NotFound
 from tusk.pfs.refs import CommitRef, RepoRef
 from tusk.pfs.service import PfsService
+from tusk.pps import image_use, secrets
 from tusk.pps.spec import PipelineSpec, parse_spec
 from tusk.pps.spec_inputs import CronInput
 from tusk.pps.workspace import ContentCache, materialize
@@ -447,7 +448,12 @@ class Supervisor:
             if name not in names:
                 names.append(name)
         served = tuple((name, cid) for name, cid, _ in heads)
-        return Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, names), served
+        # A service runs in its image when its runtime honours one, with its secrets.
+        image = image_use.fetch(self.root, w.spec)[1] if runtime.capabilities.honours_image else None
+        secret_env, secret_files = secrets.for_datum(secrets.SecretStore(self.root), w.spec)
+        return Invocation(list(t.cmd), list(t.stdin), {**env, **secret_env}, t.working_dir, None,
+                          names, image=image, user=str(t.extras.get("user") or ""),
+                          secret_files=secret_files), served
 
     def _content_cache(self) -> ContentCache:
         if self._cache is None:
