@@ -74,9 +74,13 @@ class Images:
         return subprocess.run([self.cli, "image", "inspect", "--format", "{{.Id}}", name],
                               capture_output=True, text=True, check=True).stdout.strip()
 
-    def push(self, name: str) -> str:
-        """Push ``name``; the manifest digest the registry gave it."""
-        subprocess.run([self.cli, "push", name], capture_output=True, check=True, timeout=120)
+    def push(self, name: str, config: Path | None = None) -> str:
+        """Push ``name`` (with the login in ``config``, a DOCKER_CONFIG directory); the manifest
+        digest the registry gave it."""
+        env = {**os.environ, **({"DOCKER_CONFIG": str(config)} if config else {})}
+        r = subprocess.run([self.cli, "push", name], capture_output=True, text=True, timeout=120,
+                           env=env, check=False)
+        assert r.returncode == 0, r.stderr
         digests = subprocess.run([self.cli, "image", "inspect", "--format",
                                   "{{range .RepoDigests}}{{println .}}{{end}}", name],
                                  capture_output=True, text=True, check=True).stdout.split()
@@ -101,14 +105,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(tmp: Path) -> Iterator[str]:
-    """A real registry (Debian's ``docker-registry``) on 127.0.0.1; yields ``host:port``."""
+def start_registry(tmp: Path, auth: tuple[str, str] | None = None) -> Iterator[str]:
+    """A real registry (Debian's ``docker-registry``) on 127.0.0.1; yields ``host:port``.
+    With ``auth`` (user, password) it asks for them (htpasswd, bcrypt)."""
     exe = shutil.which("docker-registry") or shutil.which("registry")
     if exe is None:
         missing("no docker-registry (apt-get install docker-registry)")
     port = _free_port()
     cfg = tmp / "registry.yml"
-    cfg.write_text(f"""version: 0.1
+    auth_cfg = ""
+    if auth is not None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        (tmp / "htpasswd").write_text(
+            f"{auth[0]}:{crypt.crypt(auth[1], crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
+        auth_cfg = f"""auth:
+  htpasswd:
+    realm: tusk-test
+    path: {tmp / 'htpasswd'}
+"""
+    cfg.write_text(auth_cfg + f"""version: 0.1
 log:
   level: warn
 storage:
@@ -125,7 +144,7 @@ http:
         end = time.monotonic() + 20
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code in (200, 401):
                     break
             except httpx.HTTPError:
                 pass

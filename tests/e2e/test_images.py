@@ -303,3 +303,51 @@ def test_err_cmd_runs_in_the_image_and_batching_is_refused_for_now(tusk: Any, im
     batching["transform"] = {**batching["transform"], "datum_batching": True}
     line = tusk.fail("create", "pipeline", "-f", str(p.spec_file(batching)))
     assert "datum_batching does not run in an image yet" in line
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from start_registry(tmp_path_factory.mktemp("private"), auth=("puller", "pull-pw-9"))
+
+
+def test_a_private_registry_takes_credentials_from_image_pull_secrets_or_the_login_file(
+        tusk: Any, images: Images, private_registry: str, tmp_path: Path) -> None:
+    import base64
+    import os
+    import subprocess
+
+    name = f"{private_registry}/{unique('private')}:1"
+    images.build(name, code("1"))
+    login = tmp_path / "docker-config"  # the test's own login file, not the machine's
+    login.mkdir()
+    subprocess.run([images.cli, "--config", str(login), "login", "-u", "puller", "--password-stdin",
+                    private_registry], input="pull-pw-9", text=True, check=True, capture_output=True)
+    images.push(name, config=login)
+    images.remove(name)
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.t.env["DOCKER_CONFIG"] = str(tmp_path / "nobody-logged-in")
+    line = tusk.fail("create", "pipeline", "-f", str(p.spec_file(spec(name))))
+    assert "refused" in line and "HTTP 401" in line and "image_pull_secrets" in line, line
+
+    # A kubernetes.io/dockerconfigjson secret, as 'kubectl create secret docker-registry' makes.
+    auth = base64.b64encode(b"puller:pull-pw-9").decode()
+    config = json.dumps({"auths": {private_registry: {"auth": auth}}}).encode()
+    tusk.write("regcred.json", json.dumps({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(config).decode()}}))
+    tusk.ok("create", "secret", "-f", "regcred.json")
+    p.create(spec(name, image_pull_secrets=["regcred"]))
+    p.wait("report@master")
+    assert report(p)["version"] == "1"
+    assert "pull-pw-9" not in json.dumps(p.raw("inspect", "pipeline", "report"))
+
+    # Or the engine's own login file, as 'docker login' writes it (read by the controller too:
+    # the one started with the empty login file above goes first).
+    p.stop_controllers()
+    p.t.env["DOCKER_CONFIG"] = str(login)
+    assert os.path.exists(login / "config.json")
+    other = {**spec(name), "pipeline": {"name": "report2"}}
+    p.create(other)
+    p.wait("report2@master")
