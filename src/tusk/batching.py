@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 import sys
 import traceback
@@ -40,6 +41,9 @@ SOCKET_ENV = "TUSK_DATUM_SOCKET"
 PROTOCOL = 1
 # 'tusk next datum' exits with this when the job has no more datums for the process.
 NO_MORE_DATUMS = 10
+# 'tusk next datum' exits with this when not in a batching pipeline (FailedPrecondition's code).
+NOT_BATCHING = 5
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # sun_path holds 108 bytes; longer paths are reached through a directory descriptor instead.
 _SUN_PATH_MAX = 100
 
@@ -147,3 +151,49 @@ def batch_all_datums(fn: F) -> F:
                 error = f"{type(e).__name__}: {e}".splitlines()[0]
 
     return loop  # type: ignore[return-value]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def shell_lines(answer: dict[str, Any]) -> list[str]:
+    """An answer as shell lines: ``unset`` the previous datum's variables, ``export`` the next
+    one's (a name the shell cannot hold is noted, not exported)."""
+    lines = [f"unset {name}" for name in answer.get("unset", ()) if _SHELL_NAME.fullmatch(name)]
+    if answer.get("done"):
+        return lines
+    for name, value in answer.get("env", {}).items():
+        if _SHELL_NAME.fullmatch(name):
+            lines.append(f"export {name}={_quote(str(value))}")
+        else:  # an input name the shell cannot hold; still there through the Python SDK
+            lines.append(f"# not a shell variable name: {name}")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    """``tusk next datum [--error MSG]`` with nothing but the standard library: the client an
+    image's user code gets (tusk's own CLI is not inside the image)."""
+    if argv[:2] != ["next", "datum"] or len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--error"):
+        print("usage: tusk next datum [--error MSG]  (inside an image, only this command)",
+              file=sys.stderr)
+        return 2
+    try:
+        answer = ask_next(argv[3] if len(argv) == 4 else None)
+    except BatchingError as e:
+        print(f"tusk: {e}", file=sys.stderr)
+        if not sys.stdout.isatty():
+            print(f"(exit {NOT_BATCHING})")
+        return NOT_BATCHING
+    lines = shell_lines(answer)
+    if answer.get("done"):
+        if not sys.stdout.isatty():
+            lines.append(f"(exit {NO_MORE_DATUMS})")  # so that 'eval' fails too
+        print("\n".join(lines))
+        return NO_MORE_DATUMS
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

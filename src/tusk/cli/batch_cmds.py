@@ -6,19 +6,12 @@ database: it runs once per datum inside user code, often inside the sandbox, and
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
 
 from tusk.cli.main import next_
 from tusk.errors import FailedPrecondition, exit_code
-
-_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def _eval_fails(code: int) -> None:
@@ -43,7 +36,7 @@ def next_datum(error: str | None) -> None:
     output is then '(exit 10)' so that eval fails too); 5 not in a batching pipeline or the
     job is gone.
     """
-    from tusk.batching import NO_MORE_DATUMS, BatchingError, ask_next
+    from tusk.batching import NO_MORE_DATUMS, BatchingError, ask_next, shell_lines
 
     try:
         answer = ask_next(error)
@@ -51,15 +44,10 @@ def next_datum(error: str | None) -> None:
         err = FailedPrecondition(str(e))
         _eval_fails(exit_code(err))
         raise err from None
-    lines = [f"unset {name}" for name in answer.get("unset", ()) if _SHELL_NAME.fullmatch(name)]
+    lines = shell_lines(answer)
     if answer.get("done"):
         if lines:
             click.echo("\n".join(lines))
         _eval_fails(NO_MORE_DATUMS)
         click.get_current_context().exit(NO_MORE_DATUMS)
-    for name, value in answer.get("env", {}).items():
-        if _SHELL_NAME.fullmatch(name):
-            lines.append(f"export {name}={_quote(str(value))}")
-        else:  # an input name the shell cannot hold; still there through the Python SDK
-            lines.append(f"# not a shell variable name: {name}")
     click.echo("\n".join(lines))

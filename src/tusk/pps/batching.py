@@ -216,13 +216,19 @@ class _Batch:
         t = self.spec.transform
         if not t.err_cmd or not r.attempts or self._halted():
             return
-        env = datum_env(self.job, self.spec, r.datum, self.commit_ids)
+        env = {**datum_env(self.job, self.spec, r.datum, self.commit_ids), **self.jr.secrets[0]}
         inv = Invocation(list(t.err_cmd), list(t.err_stdin), env, t.working_dir,
-                         self.spec.datum_timeout, self.names, r.attempts, limits=self.spec.limits())
+                         self.spec.datum_timeout, self.names, r.attempts, limits=self.spec.limits(),
+                         **self._image_parts())
         outcome = self.runtime.run(ws, inv, self.log_dir / f"{r.datum.id}.log")
         if outcome.returncode == 0 and not outcome.timed_out and not outcome.limit:
             r.state = RECOVERED
             r.outputs = []
+
+    def _image_parts(self) -> dict[str, Any]:
+        """The job's image, the spec's user and its secret files, for an Invocation."""
+        return {"image": self.jr.image, "user": str(self.spec.transform.extras.get("user") or ""),
+                "secret_files": self.jr.secrets[1]}
 
     # -- one slot -----------------------------------------------------------------------------
 
@@ -249,12 +255,14 @@ class _Batch:
         # The socket is under the root: a runtime that hides the root shows it elsewhere.
         inside = self.runtime.capabilities.socket_path_inside
         env = {**t.env, "PACH_JOB_ID": self.job.job_id, "PACH_OUTPUT_COMMIT_ID": self.job.job_id,
-               "PACH_PIPELINE_NAME": self.spec.name, SOCKET_ENV: inside or str(path)}
+               "PACH_PIPELINE_NAME": self.spec.name, SOCKET_ENV: inside or str(path),
+               **self.jr.secrets[0]}
         slot_log = self.log_dir / f"batch-{n}.log"
         sink = SwitchingLog(slot_log)
         kill = threading.Event()
         inv = Invocation(list(t.cmd), list(t.stdin), env, t.working_dir, None, self.names, 1, kill,
-                         {inside: str(path)} if inside else {}, sink, self.spec.limits())
+                         {inside: str(path)} if inside else {}, sink, self.spec.limits(),
+                         **self._image_parts())
         reset(ws, tmp=False)  # whatever an earlier process left in /pfs is not this one's
         box: list[Outcome] = []
         user_proc = threading.Thread(

@@ -103,11 +103,6 @@ def _check_image(pps: PpsService, spec: PipelineSpec) -> None:
     check_spec_secrets(SecretStore(pps.pfs.b.root), spec)
     if not runs_image(spec):
         return
-    if spec.transform.datum_batching:
-        raise InvalidArgument(
-            f"pipeline {spec.name}: transform.datum_batching does not run in an image yet ('tusk"
-            " next datum' is not inside it); run it on the host with \"tusk\": {\"runtime\":"
-            ' "sandbox"}, or leave datum_batching out')
     try:
         image_use.resolve(pps.pfs.b.root, spec)
     except (NotFound, InvalidArgument) as e:

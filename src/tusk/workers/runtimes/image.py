@@ -14,54 +14,16 @@ does. Everything else (bounds, the gate, the PID namespace) is the sandbox's.
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
-import subprocess
 from typing import Any
 
 from tusk.workers.base import Capabilities, ImageRoot, Invocation, Outcome, Workspace
+from tusk.workers.runtimes import host_tools, view
 from tusk.workers.runtimes.sandbox import SOCKET_INSIDE, SandboxRuntime, sandbox_uid
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Top-level directories of the image the runtime makes itself (over the image's, if any).
-_OWN = {"pfs", "tmp", "dev", "proc"}
-HOST = "/.tusk/host"  # where the host's setpriv and the libraries it needs are shown
-
-
-@functools.cache
-def host_setpriv() -> tuple[tuple[str, str], ...] | None:
-    """(host path, path in the view) of the host's ``setpriv``, its libraries and its loader.
-
-    Dropping root happens inside the view, where the image's own files are all there is: the
-    host's ``setpriv`` is shown at ``/.tusk/host`` with the libraries it links (``ldd``), and
-    started through the host's loader, so nothing of the image's libraries is involved. It
-    then executes the user's command, which runs on the image's own loader and libraries."""
-    exe = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=10,
-                             check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    files = [(os.path.realpath(exe), f"{HOST}/setpriv")]
-    loader = None
-    for line in out.splitlines():
-        words = line.split()
-        path = words[2] if "=>" in words and len(words) > 2 else (words[0] if words else "")
-        if not path.startswith("/"):
-            continue
-        real = os.path.realpath(path)
-        name = os.path.basename(path)
-        if "=>" not in words:
-            loader = f"{HOST}/lib/{name}"
-        files.append((real, f"{HOST}/lib/{name}"))
-    if loader is None:
-        return None
-    return tuple(files) + (("", loader),)
-
-
+_OWN = {"pfs", "tmp", "dev", "proc", "run"}
 class ImageRuntime(SandboxRuntime):
     """User code in its image's root file system, with the sandbox's bounds."""
 
@@ -102,15 +64,19 @@ class ImageRuntime(SandboxRuntime):
                 args += ["--symlink", os.readlink(path), f"/{entry}"]
             else:
                 args += ["--ro-bind", str(path), f"/{entry}"]
-        for host, inside in (host_setpriv() or ())[:-1]:
+        drop = host_tools.setpriv()
+        extra = list(drop[0]) if drop is not None else []
+        if inv.binds:  # datum batching: the code asks for datums with 'tusk next datum'
+            extra += host_tools.batching_client() or ()
+        shown = {inside: host for host, inside in extra}  # one bind per path in the view
+        args += view.parents(shown)  # 0755, so the code's user can reach what is bound
+        for inside, host in shown.items():
             args += ["--ro-bind", host, inside]
         return [*args, "--bind", str(ws.tmp), "/tmp"]
 
     def setpriv_argv(self) -> list[str] | None:
-        shown = host_setpriv()
-        if shown is None:
-            return None
-        return [shown[-1][1], "--library-path", f"{HOST}/lib", f"{HOST}/setpriv"]
+        drop = host_tools.setpriv()
+        return drop[1] if drop is not None else None
 
     def working_dir(self, inv: Invocation) -> str:
         return inv.working_dir or _image(inv).working_dir or "/"
@@ -132,7 +98,11 @@ class ImageRuntime(SandboxRuntime):
             key, sep, value = line.partition("=")
             if sep and key:
                 env[key] = value
-        return {**env, **inv.env}
+        env.update(inv.env)
+        if inv.binds and host_tools.batching_client() is not None:
+            env["PATH"] = f"{env['PATH']}:{host_tools.BIN}"  # 'tusk next datum'
+            env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH", ""), host_tools.PKG) if p)
+        return env
 
 
 def _image(inv: Invocation) -> ImageRoot:
