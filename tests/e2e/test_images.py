@@ -304,8 +304,8 @@ def test_err_cmd_and_datum_batching_run_in_the_image(tusk: Any, images: Images) 
     # image does not have: tusk shows its own (standard-library-only) client at /.tusk/bin.
     batched = {"pipeline": {"name": "batched"}, "input": pfs_input("in"),
                "transform": {"image": name, "datum_batching": True, "cmd": ["sh", "-c",
-                             'while eval "$(tusk next datum)"; do'
-                             ' { cat "$in"; echo " $$ $(cat /app/marker)"; } > "/pfs/out/${in##*/}"; done']}}
+                             ('while eval "$(tusk next datum)"; do'
+                             ' { cat "$in"; echo " $$ $(cat /app/marker)"; } > "/pfs/out/${in##*/}"; done')]}}
     p.create(batched)
     p.wait("batched@master")
     out = p.text_tree("batched@master")
