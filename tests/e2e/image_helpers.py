@@ -29,17 +29,33 @@ def missing(what: str) -> None:
     pytest.skip(what)
 
 
-def engine_cli() -> str:
+def engine_clis() -> list[str]:
+    """Every engine that answers (the image tests run once on each)."""
     from tusk.images import engines
 
-    found = engines.engines()
-    if not found:
+    if os.environ.get("TUSK_ENGINE"):
+        return engines.engines()
+    found = [c for c in engines.CLIS if c in {Path(e).name for e in _all_engines()}]
+    return [shutil.which(c) or c for c in found]
+
+
+def _all_engines() -> list[str]:
+    from tusk.images import engines
+
+    return [p for n in engines.CLIS if (p := shutil.which(n)) and engines._answers(p)]
+
+
+def engine_cli(cli: str | None = None) -> str:
+    from tusk.images import engines
+
+    found = [cli] if cli else engines.engines()
+    if not found or not found[0]:
         missing("no container engine answers (install docker.io and start dockerd, or podman)")
     out = subprocess.run(["file", "-b", BUSYBOX], capture_output=True, text=True, check=False).stdout \
         if shutil.which("file") else "statically linked"
     if not os.path.exists(BUSYBOX) or "statically linked" not in out:
         missing("no static busybox (apt-get install busybox-static)")
-    return found[0]
+    return str(found[0])
 
 
 class Images:
@@ -71,21 +87,38 @@ class Images:
         return self.id(name)
 
     def id(self, name: str) -> str:
-        return subprocess.run([self.cli, "image", "inspect", "--format", "{{.Id}}", name],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        out = subprocess.run([self.cli, "image", "inspect", "--format", "{{.Id}}", name],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return out if ":" in out else f"sha256:{out}"
 
-    def push(self, name: str, config: Path | None = None) -> str:
-        """Push ``name`` (with the login in ``config``, a DOCKER_CONFIG directory); the manifest
-        digest the registry gave it."""
-        env = {**os.environ, **({"DOCKER_CONFIG": str(config)} if config else {})}
-        r = subprocess.run([self.cli, "push", name], capture_output=True, text=True, timeout=120,
-                           env=env, check=False)
+    def login(self, registry: str, user: str, password: str, config: Path) -> None:
+        """Log in with the login file in ``config`` (a DOCKER_CONFIG directory), not the
+        machine's own."""
+        r = subprocess.run([self.cli, "login", *self._tls(registry), "-u", user, "--password-stdin",
+                            registry], input=password, text=True, capture_output=True,
+                           env=login_env(config), check=False)
         assert r.returncode == 0, r.stderr
-        digests = subprocess.run([self.cli, "image", "inspect", "--format",
-                                  "{{range .RepoDigests}}{{println .}}{{end}}", name],
-                                 capture_output=True, text=True, check=True).stdout.split()
-        repo = name.rsplit(":", 1)[0]
-        return next(d.split("@", 1)[1] for d in digests if d.startswith(repo + "@"))
+
+    def _tls(self, registry: str) -> list[str]:
+        from tusk.images.engines import push_args
+
+        return push_args(self.cli, registry)
+
+    def push(self, name: str, config: Path | None = None,
+             auth: tuple[str, str] | None = None) -> str:
+        """Push ``name`` (with the login in ``config``); the manifest digest the registry
+        gave it (asked of the registry, as any engine pushes the same)."""
+        registry, rest = name.split("/", 1)
+        env = login_env(config) if config else dict(os.environ)
+        r = subprocess.run([self.cli, "push", *self._tls(registry), name], capture_output=True,
+                           text=True, timeout=120, env=env, check=False)
+        assert r.returncode == 0, r.stderr
+        repo, tag = rest.rsplit(":", 1)
+        resp = httpx.head(f"http://{registry}/v2/{repo}/manifests/{tag}", auth=auth, headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json,"
+                      " application/vnd.oci.image.manifest.v1+json"})
+        assert resp.status_code == 200, resp
+        return resp.headers["docker-content-digest"]
 
     def remove(self, name: str) -> None:
         subprocess.run([self.cli, "rmi", "-f", name], capture_output=True, check=False)
@@ -93,6 +126,12 @@ class Images:
     def cleanup(self) -> None:
         for name in self.made:
             self.remove(name)
+
+
+def login_env(config: Path) -> dict[str, str]:
+    """The environment that makes either engine keep its login in ``config``."""
+    return {**os.environ, "DOCKER_CONFIG": str(config),
+            "REGISTRY_AUTH_FILE": str(config / "config.json")}
 
 
 def unique(base: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from image_helpers import Images, engine_cli, start_registry, unique
+from image_helpers import Images, engine_cli, engine_clis, login_env, start_registry, unique
 from pipeline_helpers import Pipes, bwrap_usable, pfs_input
 
 pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="the image runtime needs bubblewrap")
@@ -34,11 +34,21 @@ done
 """
 
 
-@pytest.fixture(scope="module")
-def images() -> Iterator[Images]:
-    imgs = Images(engine_cli())
+@pytest.fixture(scope="module", params=engine_clis() or [None],
+                ids=lambda c: Path(c).name if c else "no-engine")
+def images(request: pytest.FixtureRequest) -> Iterator[Images]:
+    """Each engine that answers here (Docker Engine, Podman) in turn."""
+    imgs = Images(engine_cli(request.param))
     yield imgs
     imgs.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def same_engine(request: pytest.FixtureRequest) -> None:
+    """tusk looks in the engine the test built with (TUSK_ENGINE), not the first one found."""
+    if "images" in request.fixturenames and "tusk" in request.fixturenames:
+        imgs = request.getfixturevalue("images")
+        request.getfixturevalue("tusk").env["TUSK_ENGINE"] = Path(imgs.cli).name
 
 
 @pytest.fixture(scope="module")
@@ -324,15 +334,13 @@ def test_a_private_registry_takes_credentials_from_image_pull_secrets_or_the_log
         tusk: Any, images: Images, private_registry: str, tmp_path: Path) -> None:
     import base64
     import os
-    import subprocess
 
     name = f"{private_registry}/{unique('private')}:1"
     images.build(name, code("1"))
     login = tmp_path / "docker-config"  # the test's own login file, not the machine's
     login.mkdir()
-    subprocess.run([images.cli, "--config", str(login), "login", "-u", "puller", "--password-stdin",
-                    private_registry], input="pull-pw-9", text=True, check=True, capture_output=True)
-    images.push(name, config=login)
+    images.login(private_registry, "puller", "pull-pw-9", login)
+    images.push(name, config=login, auth=("puller", "pull-pw-9"))
     images.remove(name)
     p = Pipes(tusk)
     p.repo("in", {"/a": "alpha"})
@@ -356,7 +364,7 @@ def test_a_private_registry_takes_credentials_from_image_pull_secrets_or_the_log
     # Or the engine's own login file, as 'docker login' writes it (read by the controller too:
     # the one started with the empty login file above goes first).
     p.stop_controllers()
-    p.t.env["DOCKER_CONFIG"] = str(login)
+    p.t.env.update({k: v for k, v in login_env(login).items() if k in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE")})
     assert os.path.exists(login / "config.json")
     other = {**spec(name), "pipeline": {"name": "report2"}}
     p.create(other)

@@ -65,6 +65,25 @@ def where() -> str:
     return "no local engine (none of docker, podman answers)"
 
 
+@functools.lru_cache(maxsize=16)
+def takes(cli: str, command: str, flag: str) -> bool:
+    """``cli command`` has option ``flag`` (asked of its help, not of its name)."""
+    try:
+        r = subprocess.run([cli, command, "--help"], capture_output=True, text=True, timeout=20,
+                           check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in r.stdout
+
+
+def push_args(cli: str, registry: str) -> list[str]:
+    """Options ``push`` needs for ``registry``: a registry on 127.0.0.1 speaks plain HTTP,
+    which Docker assumes and an engine with ``--tls-verify`` (Podman) must be told."""
+    from tusk.images.registry import insecure
+
+    return ["--tls-verify=false"] if insecure(registry) and takes(cli, "push", "--tls-verify") else []
+
+
 def run(cli: str, *args: str, timeout: float = TIMEOUT) -> str:
     try:
         r = subprocess.run([cli, *args], capture_output=True, text=True, timeout=timeout, check=False)
@@ -83,8 +102,13 @@ def find(reference: str) -> LocalImage | None:
             out = run(cli, "image", "inspect", "--format", "{{json .}}", reference, timeout=30)
         except EngineError:
             continue
-        doc = json.loads(out.strip().splitlines()[0])
-        return LocalImage(cli, str(doc.get("Id") or doc.get("ID")), doc.get("Config") or {},
+        doc = json.loads(out)  # Docker prints one object per line, Podman a list
+        if isinstance(doc, list):
+            doc = doc[0]
+        image_id = str(doc.get("Id") or doc.get("ID"))
+        if ":" not in image_id:
+            image_id = "sha256:" + image_id  # Podman leaves the algorithm out
+        return LocalImage(cli, image_id, doc.get("Config") or {},
                           tuple(doc.get("RepoDigests") or ()))
     return None
 

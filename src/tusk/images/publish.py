@@ -73,7 +73,8 @@ def push(spec: Any, registry: str | None, username: str | None) -> str:
     target = _retag(ref, local, registry, username or "")
     try:
         engines.run(local.engine, "tag", local.id, target)
-        engines.run(local.engine, "push", target, timeout=1800)
+        engines.run(local.engine, "push", *engines.push_args(local.engine, parse_image(target).registry),
+                    target, timeout=1800)
     except engines.EngineError as e:
         raise FailedPrecondition(f"pipeline {spec.name}: pushing {target} failed: {e}") from None
     return target
