@@ -369,3 +369,32 @@ def test_a_private_registry_takes_credentials_from_image_pull_secrets_or_the_log
     other = {**spec(name), "pipeline": {"name": "report2"}}
     p.create(other)
     p.wait("report2@master")
+
+
+def test_a_spout_runs_in_its_image_and_writes_with_tusk_put_file(tusk: Any, images: Images) -> None:
+    import time
+
+    name = unique("tusk-test/spout") + ":1"
+    images.build(name, {"/app/marker": "from-the-image", "/app/spout.sh": (
+        "#!/bin/sh\n"
+        "caps=$(grep CapEff /proc/self/status | tr -d ' \\t')\n"
+        "for i in 1 2 3; do echo \"$i $(cat /app/marker) $caps\" | tusk put file spouty@master:/f$i -f -; done\n"
+        "ls /root /home /work 2>/dev/null | tusk put file spouty@master:/host -f -\n"
+        "sleep 1000\n")})
+    p = Pipes(tusk)
+    r = tusk("create", "pipeline", "-f", str(p.spec_file(
+        {"pipeline": {"name": "spouty"}, "spout": {},
+         "transform": {"image": name, "cmd": ["sh", "/app/spout.sh"]}})))
+    assert r.returncode == 0, r.stderr
+    assert "no effect" not in r.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        tree = p.text_tree("spouty@master") if p.raw("list", "commit", "spouty@master") else {}
+        if len(tree) == 4:
+            break
+        assert time.monotonic() < deadline, tree
+        time.sleep(0.3)
+    assert {tree[f"/f{i}"].split()[1] for i in (1, 2, 3)} == {"from-the-image"}
+    assert tree["/f1"].split()[2] == "CapEff:0000000000000000"  # no capability, whatever its uid
+    assert tree["/host"] == ""  # none of the host's homes or working trees in its view
+    p.ok("delete", "pipeline", "spouty")

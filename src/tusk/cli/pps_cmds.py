@@ -38,10 +38,7 @@ def _report_ignored(spec) -> None:  # type: ignore[no-untyped-def]
     if isinstance(transform, dict) and transform.get("image"):
         from tusk.workers.runtimes import chosen, runs_image
 
-        if spec.pipeline_type == "spout":
-            notes.append(f"transform.image ({spec.transform.image}: a spout runs on this host,"
-                         " in the process runtime, as it writes with 'tusk put file')")
-        elif not runs_image(spec):
+        if not runs_image(spec):
             name, by = chosen(spec)
             notes.append(f"transform.image ({spec.transform.image}: {by} chose the"
                          f" {name or 'sandbox'} runtime, which runs the code on this host)")

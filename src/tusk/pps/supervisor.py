@@ -435,8 +435,14 @@ class Supervisor:
                            ("external_port", "PACH_SERVICE_EXTERNAL_PORT")):
             if ports and ports.get(field) is not None:
                 env[var] = str(ports[field])
+        # A pipeline runs in its image when its runtime honours one, with its secrets.
+        image = image_use.fetch(self.root, w.spec)[1] if runtime.capabilities.honours_image else None
+        secret_env, secret_files = secrets.for_datum(secrets.SecretStore(self.root), w.spec)
+        parts: dict[str, Any] = {"image": image, "user": str(t.extras.get("user") or ""),
+                                 "secret_files": secret_files}
         if w.kind == "spout":
-            return Invocation(list(t.cmd), list(t.stdin), env, t.working_dir), ()
+            return Invocation(list(t.cmd), list(t.stdin), {**env, **secret_env}, t.working_dir,
+                              root=str(self.root.resolve()), **parts), ()
         heads = self._heads(w.spec)
         names: list[str] = []
         for name, cid, entries in heads:
@@ -448,12 +454,8 @@ class Supervisor:
             if name not in names:
                 names.append(name)
         served = tuple((name, cid) for name, cid, _ in heads)
-        # A service runs in its image when its runtime honours one, with its secrets.
-        image = image_use.fetch(self.root, w.spec)[1] if runtime.capabilities.honours_image else None
-        secret_env, secret_files = secrets.for_datum(secrets.SecretStore(self.root), w.spec)
         return Invocation(list(t.cmd), list(t.stdin), {**env, **secret_env}, t.working_dir, None,
-                          names, image=image, user=str(t.extras.get("user") or ""),
-                          secret_files=secret_files), served
+                          names, **parts), served
 
     def _content_cache(self) -> ContentCache:
         if self._cache is None:

@@ -82,6 +82,9 @@ class Invocation:
     user: str = ""
     # Secrets shown as files: mount path -> file name -> content (read-only, for this code).
     secret_files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    # The tusk root, for code that writes into it with ``tusk put file`` (a spout): a runtime
+    # that ``reaches_root`` but has a view of its own shows it there, with the command.
+    root: str | None = None
 
 
 @dataclass

@@ -14,8 +14,10 @@ Running a spec that names an image on the host instead is therefore always a cho
 wrote down (1 or 2), never a fallback; ``image`` for a spec without an image means 3 and 4.
 
 A spout writes into the tusk root with ``tusk put file``, which only a runtime that
-``reaches_root`` allows: a spout runs in the process runtime whatever the default or override
-says, and a spout spec that asks for another is refused when it is created.
+``reaches_root`` allows: the process runtime, or the image runtime, which shows a spout the
+root and the ``tusk`` command in its image. A spout without an image runs in the process
+runtime whatever the default or override says, and a spout spec that asks for the sandbox is
+refused when it is created.
 
 This is the only place that knows runtimes by name; everything else reads ``Capabilities``.
 """
@@ -149,7 +151,7 @@ def runs_image(spec: Any) -> bool:
     """``spec``'s code will run in its image (so the image must exist)."""
     name, _ = chosen(spec)
     caps = _static_capabilities(name) if name in NAMES else None
-    return caps is not None and caps.honours_image and spec.pipeline_type != "spout"
+    return caps is not None and caps.honours_image
 
 
 def fallback_notes(specs: list[Any]) -> list[str]:

@@ -29,7 +29,7 @@ class ImageRuntime(SandboxRuntime):
 
     name = "image"
     capabilities = Capabilities(links_inputs=True, real_pfs=True, kills_tree=True,
-                                honours_image=True, isolated=True, reaches_root=False,
+                                honours_image=True, isolated=True, reaches_root=True,
                                 socket_path_inside=SOCKET_INSIDE)
 
     def run(self, ws: Workspace, inv: Invocation, log: Any) -> Outcome:
@@ -66,12 +66,16 @@ class ImageRuntime(SandboxRuntime):
                 args += ["--ro-bind", str(path), f"/{entry}"]
         drop = host_tools.setpriv()
         extra = list(drop[0]) if drop is not None else []
-        if inv.binds:  # datum batching: the code asks for datums with 'tusk next datum'
+        if inv.root is not None:  # a spout: the whole tusk command, and the root it writes
+            extra += host_tools.tusk_command() or ()
+        elif inv.binds:  # datum batching: the code asks for datums with 'tusk next datum'
             extra += host_tools.batching_client() or ()
         shown = {inside: host for host, inside in extra}  # one bind per path in the view
         args += view.parents(shown)  # 0755, so the code's user can reach what is bound
         for inside, host in shown.items():
             args += ["--ro-bind", host, inside]
+        if inv.root is not None:
+            args += ["--bind", inv.root, host_tools.ROOT]
         return [*args, "--bind", str(ws.tmp), "/tmp"]
 
     def setpriv_argv(self) -> list[str] | None:
@@ -85,6 +89,10 @@ class ImageRuntime(SandboxRuntime):
         base = sandbox_uid()
         if base is None:
             return None  # not root: bubblewrap's user namespace, as in the sandbox
+        if inv.root is not None:
+            # A spout writes into the root, which tusk's user owns: it runs as that user (with
+            # no capability), as a spout in the process runtime does (with all of them).
+            return os.getuid(), os.getgid()
         if inv.image is None:
             return base, base
         ids = _ids(inv.image, inv.user or inv.image.user)
@@ -99,7 +107,11 @@ class ImageRuntime(SandboxRuntime):
             if sep and key:
                 env[key] = value
         env.update(inv.env)
-        if inv.binds and host_tools.batching_client() is not None:
+        if inv.root is not None:
+            env["PATH"] = f"{env['PATH']}:{host_tools.BIN}"  # 'tusk put file'
+            # The controller supervising the spout is up: its commands need not start one.
+            env.update(TUSK_ROOT=host_tools.ROOT, TUSK_NO_CONTROLLER="1")
+        elif inv.binds and host_tools.batching_client() is not None:
             env["PATH"] = f"{env['PATH']}:{host_tools.BIN}"  # 'tusk next datum'
             env["PYTHONPATH"] = ":".join(p for p in (env.get("PYTHONPATH", ""), host_tools.PKG) if p)
         return env

@@ -119,8 +119,9 @@ class SandboxRuntime:
             args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--", *inv.cmd]
             return args
         setpriv = self.setpriv_argv()
-        if setpriv is None:
-            # Without setpriv the code stays root in uid, but with no capability at all.
+        if setpriv is None or uid[0] == 0:
+            # Without setpriv (or asked to stay tusk's own root, for a spout that writes into
+            # the root it owns) the code keeps uid 0, but with no capability at all.
             return [*args, "--cap-drop", "ALL", "--", *inv.cmd]
         # Root: the mounts are made by root with no user namespace, so nothing inside can
         # ever change them; setpriv then gives up root for good. Changing to a non-zero uid
