@@ -8,6 +8,7 @@ run through the ``tusk`` CLI with its controller and workers.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -398,3 +399,19 @@ def test_a_spout_runs_in_its_image_and_writes_with_tusk_put_file(tusk: Any, imag
     assert tree["/f1"].split()[2] == "CapEff:0000000000000000"  # no capability, whatever its uid
     assert tree["/host"] == ""  # none of the host's homes or working trees in its view
     p.ok("delete", "pipeline", "spouty")
+
+
+def test_gc_reclaims_unpacked_images_and_the_next_job_unpacks_again(tusk: Any, images: Images) -> None:
+    name = unique("tusk-test/gc") + ":1"
+    images.build(name, code("1"))
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.create(spec(name))
+    p.wait("report@master")
+    assert os.listdir(p.root / "images")
+    stats = json.loads(p.ok("gc", "--grace", "0", "--raw"))
+    assert stats["images_freed"] == 1 and stats["image_bytes_freed"] > 0
+    assert os.listdir(p.root / "images") == []
+    p.put("in", {"/b": "beta"})
+    p.wait("report@master")
+    assert report(p, "/b")["version"] == "1"

@@ -20,13 +20,23 @@ from tusk.cli.output import emit, fmt_of, output_options, size
 @output_options
 def gc(grace: float | None, timeout: float | None, fmt: str, raw: bool) -> None:
     """Free stored data that no commit references any more, and what killed writers left."""
-    stats = pfs().garbage_collect(grace=grace, timeout=timeout)
+    svc = pfs()
+    stats = svc.garbage_collect(grace=grace, timeout=timeout)
+    images, image_bytes = 0, 0
+    if not getattr(svc, "remote", False):  # a server prunes its own root's images
+        from tusk.pfs.gc import default_grace
+        from tusk.pps import image_use
+
+        images, image_bytes = image_use.prune(svc.b.root, svc.b.db,
+                                              default_grace() if grace is None else grace)
     if fmt_of(fmt, raw) == "table":
-        click.echo(f"freed {size(stats.bytes_freed)}: {stats.chunks_freed} chunks, "
+        click.echo(f"freed {size(stats.bytes_freed + image_bytes)}: {stats.chunks_freed} chunks, "
                    f"{stats.packs_deleted} packs deleted, {stats.packs_rewritten} rewritten, "
-                   f"{stats.nodes_freed} tree nodes, {stats.scratch_freed} scratch files")
+                   f"{stats.nodes_freed} tree nodes, {stats.scratch_freed} scratch files, "
+                   f"{images} unpacked images")
         return
-    emit(fmt_of(fmt, raw), stats.to_dict())
+    emit(fmt_of(fmt, raw), {**stats.to_dict(), "images_freed": images,
+                            "image_bytes_freed": image_bytes})
 
 
 @cli.command("fsck")

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -168,6 +169,24 @@ class ImageStore:
         for layer in manifest["Layers"]:
             apply_layer(rootfs, unpacked / layer)
         return dict(json.loads((unpacked / manifest["Config"]).read_text()))
+
+
+    def prune(self, in_use: set[str], grace: float) -> tuple[int, int]:
+        """Remove unpacked roots no job in flight uses, and what an unpack killed midway left,
+        once older than ``grace`` seconds; (how many, bytes). A job starting later unpacks
+        its image again."""
+        if not self.dir.is_dir():
+            return 0, 0
+        keep = {_key(i) for i in in_use}
+        now = time.time()
+        removed = freed = 0
+        for entry in self.dir.iterdir():
+            if entry.name in keep or now - entry.stat().st_mtime < grace:
+                continue
+            size = sum(f.lstat().st_size for f in entry.rglob("*") if not f.is_dir())
+            _remove(entry)
+            removed, freed = removed + 1, freed + size
+        return removed, freed
 
 
 def _key(image_id: str) -> str:
