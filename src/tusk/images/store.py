@@ -33,7 +33,6 @@ from tusk.errors import FailedPrecondition, NotFound
 from tusk.images import engines
 from tusk.images.layers import LayerError, apply_layer, finish_root
 from tusk.images.reference import ImageRef, parse_image
-from tusk.images.registry import Registry, RegistryError
 from tusk.workers.base import ImageRoot
 
 
@@ -86,6 +85,8 @@ class ImageStore:
 
     def _from_registry(self, ref: ImageRef, creds: list[tuple[str, str]],
                        looked: list[str]) -> Resolved | None:
+        from tusk.images.registry import Registry, RegistryError  # httpx: only when asked
+
         try:
             with Registry(ref.registry, creds) as reg:
                 digest, manifest = reg.manifest(ref)
@@ -117,6 +118,8 @@ class ImageStore:
             return self.root_of(res.image_id)
         except NotFound:
             pass
+        from tusk.images.registry import RegistryError
+
         self.dir.mkdir(parents=True, exist_ok=True)
         work = self.dir / f".tmp-{uuid.uuid4().hex[:12]}"
         rootfs = work / "rootfs"
@@ -147,6 +150,8 @@ class ImageStore:
 
     def _pull(self, res: Resolved, work: Path, rootfs: Path,
               creds: list[tuple[str, str]]) -> dict[str, Any]:
+        from tusk.images.registry import Registry
+
         assert res.manifest is not None
         with Registry(res.ref.registry, creds) as reg:
             cfg_path = work / "config.json"
