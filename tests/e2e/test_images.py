@@ -415,3 +415,58 @@ def test_gc_reclaims_unpacked_images_and_the_next_job_unpacks_again(tusk: Any, i
     p.put("in", {"/b": "beta"})
     p.wait("report@master")
     assert report(p, "/b")["version"] == "1"
+
+
+def test_push_images_with_a_username_pushes_into_that_namespace(tusk: Any, images: Images,
+                                                                registry: str) -> None:
+    local = unique("solo") + ":dev"  # no namespace of its own
+    image_id = images.build(local, code("1"))
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha"})
+    p.ok("create", "pipeline", "-f", str(p.spec_file(spec(local))), "--push-images",
+         "--registry", registry, "--username", "team")
+    pushed = f"{registry}/team/{local.split(':')[0]}:tusk-{image_id.split(':')[1][:12]}"
+    images.made.append(pushed)
+    assert p.raw("inspect", "pipeline", "report")["spec"]["transform"]["image"] == pushed
+    p.wait("report@master")
+    assert report(p)["version"] == "1"
+    line = tusk.fail("update", "pipeline", "-f", str(p.spec_file(spec(local))), "--username", "team")
+    assert "--registry and --username go with --push-images" in line
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs Debian's python3")
+def test_python_code_in_its_image_batches_with_the_sdk(tusk: Any, images: Images,
+                                                       tmp_path: Path) -> None:
+    """A Python image (made from this machine's interpreter, no download) uses
+    ``@tusk.batch_all_datums``, which tusk shows inside it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    ctx = tmp_path / "ctx"
+    subprocess.run([sys.executable, str(root / "scripts" / "python_rootfs.py"), str(ctx / "rootfs"),
+                    "--python", "/usr/bin/python3"], check=True, capture_output=True)
+    (ctx / "main.py").write_text(
+        "import os, tusk\n"
+        "PID = os.getpid()  # loaded once, used for every datum\n"
+        "@tusk.batch_all_datums\n"
+        "def run():\n"
+        "    src = os.environ['in']\n"
+        "    with open('/pfs/out/' + os.path.basename(src), 'w') as f:\n"
+        "        f.write(open(src).read().upper() + ' %d' % PID)\n"
+        "run()\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY rootfs/ /\nCOPY main.py /code/main.py\n")
+    name = unique("tusk-test/python") + ":1"
+    r = subprocess.run([images.cli, "build", "-q", "-t", name, str(ctx)], capture_output=True,
+                       text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"}, check=False)
+    assert r.returncode == 0, r.stderr
+    images.made.append(name)
+    p = Pipes(tusk)
+    p.repo("in", {"/a": "alpha", "/b": "beta"})
+    p.create({"pipeline": {"name": "py"}, "input": pfs_input("in"),
+              "transform": {"image": name, "cmd": ["python3", "/code/main.py"],
+                            "datum_batching": True}})
+    p.wait("py@master")
+    out = p.text_tree("py@master")
+    assert {k: v.split()[0] for k, v in out.items()} == {"/a": "ALPHA", "/b": "BETA"}
+    assert len({v.split()[1] for v in out.values()}) == 1  # one Python process for both
