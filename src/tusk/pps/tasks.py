@@ -40,10 +40,17 @@ t = s.datum_tasks
 # a worker takes, renews and completes one task per datum.
 _HELD = and_(t.c.id == bindparam("tid"), t.c.state == RUNNING, t.c.owner == bindparam("towner"),
              t.c.attempt == bindparam("tattempt"))
-_OPEN = or_(t.c.state == PENDING, and_(t.c.state == RUNNING, t.c.lease_until < bindparam("now")))
 _IN_JOBS = t.c.job_pk.in_(bindparam("jobs", expanding=True))
-_FIRST_OPEN = {only: select(t).where(_OPEN, *([_IN_JOBS] if only else [])).order_by(t.c.id)
-               .limit(1).with_for_update(skip_locked=True) for only in (False, True)}
+# The oldest claimable task is the older of the first pending one and the first running one
+# whose lease has expired, asked for separately: each is an index seek on (state, id). One
+# query with "pending OR expired" made SQLite gather every open task and sort them for each
+# claim, so a claim cost grew with the job (23 ms per datum at 100,000 datums, not 7).
+_FIRST_OPEN = {
+    (only, state): select(t).where(
+        t.c.state == state,
+        *([t.c.lease_until < bindparam("now")] if state == RUNNING else []),
+        *([_IN_JOBS] if only else [])).order_by(t.c.id).limit(1).with_for_update(skip_locked=True)
+    for only in (False, True) for state in (PENDING, RUNNING)}
 _TAKE = update(t).where(t.c.id == bindparam("tid"), t.c.state == bindparam("was_state"),
                         t.c.owner == bindparam("was_owner"),
                         t.c.attempt == bindparam("was_attempt")).values(
@@ -210,9 +217,12 @@ class TaskTable:
         while True:
             now = self.clock()
             params: dict[str, Any] = {"now": now} if jobs is None else {"now": now, "jobs": jobs}
-            row = conn.execute(_FIRST_OPEN[jobs is not None], params).first()
-            if row is None:
+            pending = conn.execute(_FIRST_OPEN[jobs is not None, PENDING], params).first()
+            expired = conn.execute(_FIRST_OPEN[jobs is not None, RUNNING], params).first()
+            found = [r for r in (pending, expired) if r is not None]
+            if not found:
                 return None, True
+            row = min(found, key=lambda r: r.id)
             if row.state == RUNNING and row.attempt >= row.tries:
                 # Its lease expired on its last try: used up by lost workers, settled as
                 # failed and never handed out again.
