@@ -22,16 +22,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_tasks import CMD, one_file_datums
 from common import fresh_dir, report
 
 from tusk.images import engines
-from tusk.pfs.refs import parse_commit, parse_repo
-from tusk.pfs.service import PfsService
-from tusk.pps.controller import Controller
-from tusk.pps.service import PpsService
-from tusk.pps.spec import parse_spec
 
-CMD = ["sh", "-c", 'cp "$inp" /pfs/out/']
 IMAGE = "tusk-bench/busybox:1"
 
 
@@ -49,17 +44,8 @@ def job(n: int, parallelism: int, image: str) -> float:
     """Seconds from create pipeline to the sealed output of ``n`` datums."""
     root = fresh_dir("images")
     os.environ.pop("TUSK_RUNNER", None)
-    pfs = PfsService.open(root)
-    pfs.create_repo(parse_repo("inp"))
-    with pfs.modify(parse_commit("inp@master")) as s:
-        for i in range(n):
-            s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
-    ctl = Controller(pfs, verbose=False)
-    pps = PpsService(pfs)
     transform = {"cmd": CMD, **({"image": image} if image else {})}
-    spec = parse_spec({"pipeline": {"name": "p"}, "transform": transform,
-                       "parallelism_spec": {"constant": parallelism},
-                       "input": {"pfs": {"repo": "inp", "glob": "/*", "name": "inp"}}})
+    pfs, ctl, pps, spec = one_file_datums(root, n, transform, parallelism)
     pps.create_pipeline(spec)
     if image:  # the image is unpacked once, when the first job starts: time that apart
         t0 = time.perf_counter()

@@ -24,6 +24,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import fresh_dir, report
@@ -83,6 +84,21 @@ BATCH = [sys.executable, "-c", ("import os, shutil, tusk\n"
                                 "    shutil.copy(os.environ['inp'], '/pfs/out/')\n")]
 
 
+def one_file_datums(root: Path, n: int, transform: dict, parallelism: int,
+                    ) -> tuple[PfsService, Controller, PpsService, Any]:
+    """A root whose repo ``inp`` holds ``n`` one-file datums, its controller and PPS, and the
+    spec of pipeline ``p`` over them with ``transform``."""
+    pfs = PfsService.open(root)
+    pfs.create_repo(parse_repo("inp"))
+    with pfs.modify(parse_commit("inp@master")) as s:
+        for i in range(n):
+            s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
+    spec = parse_spec({"pipeline": {"name": "p"}, "transform": transform,
+                       "parallelism_spec": {"constant": parallelism},
+                       "input": {"pfs": {"repo": "inp", "glob": "/*", "name": "inp"}}})
+    return pfs, Controller(pfs, verbose=False), PpsService(pfs), spec
+
+
 def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False,
              batching: bool = False, changes: list[float] | None = None) -> tuple[float, int]:
     """Seconds for the job (create pipeline to sealed output) and the workers' peak RSS (KiB).
@@ -90,17 +106,8 @@ def tusk_job(n: int, runtime: str, parallelism: int, threads: bool = False,
     root = fresh_dir(f"tasks-{runtime}")
     os.environ["TUSK_RUNNER"] = runtime
     os.environ["TUSK_WORKERS"] = "0" if threads else "1"
-    pfs = PfsService.open(root)
-    pfs.create_repo(parse_repo("inp"))
-    with pfs.modify(parse_commit("inp@master")) as s:
-        for i in range(n):
-            s.put_bytes(f"/f{i:07d}", b"%d\n" % i)
-    ctl = Controller(pfs, verbose=False)
-    pps = PpsService(pfs)
     transform = {"cmd": BATCH, "datum_batching": True} if batching else {"cmd": CMD}
-    spec = parse_spec({"pipeline": {"name": "p"}, "transform": transform,
-                       "parallelism_spec": {"constant": parallelism},
-                       "input": {"pfs": {"repo": "inp", "glob": "/*", "name": "inp"}}})
+    pfs, ctl, pps, spec = one_file_datums(root, n, transform, parallelism)
     t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     pps.create_pipeline(spec)
     while ctl.step():

@@ -49,6 +49,22 @@ def session_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
 
 
+def own_temp_dir(prefix: str, key: str) -> Path:
+    """``<tmp>/<prefix>-<uid>-<hash of key>``, a 0755 directory this user made: the same one
+    for the same key. If someone else made it (the temporary directory is shared), never
+    trust it: a fresh one instead."""
+    tag = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+    d = Path(tempfile.gettempdir()) / f"{prefix}-{os.getuid()}-{tag}"
+    try:
+        d.mkdir(mode=0o755)
+    except FileExistsError:
+        st = os.lstat(d)
+        if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+            d = Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getuid()}-"))
+            os.chmod(d, 0o755)
+    return d
+
+
 @functools.cache
 def tusk_shim() -> str:
     """A directory holding only a ``tusk`` link to this installation's command.
@@ -60,18 +76,8 @@ def tusk_shim() -> str:
     if not target.exists():
         found = shutil.which("tusk")
         target = Path(found) if found else target
-    tag = hashlib.blake2b(str(target).encode(), digest_size=4).hexdigest()
-    shim = Path(tempfile.gettempdir()) / f"tusk-shim-{os.getuid()}-{tag}"
+    shim = own_temp_dir("tusk-shim", str(target))
     link = shim / "tusk"
-    try:
-        shim.mkdir(mode=0o755)
-    except FileExistsError:
-        st = os.lstat(shim)
-        if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
-            # Someone else made it (the temporary directory is shared): never trust it.
-            shim = Path(tempfile.mkdtemp(prefix=f"tusk-shim-{os.getuid()}-"))
-            os.chmod(shim, 0o755)
-            link = shim / "tusk"
     if not (link.is_symlink() and os.readlink(link) == str(target)):
         tmp = shim / f".tusk.{os.getpid()}"
         tmp.unlink(missing_ok=True)

@@ -10,14 +10,13 @@ the image's libraries, and what it executes (the user's command) runs on the ima
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from tusk.workers.user_env import own_temp_dir
 
 HOST = "/.tusk/host"
 LIB = f"{HOST}/lib"
@@ -115,15 +114,7 @@ def _python_tool(run: str, full: bool) -> Binds | None:
 
 def _shim_dir(script: str) -> Path:
     """A directory holding only the ``tusk`` client script (one per user and script text)."""
-    tag = hashlib.blake2b(script.encode(), digest_size=4).hexdigest()
-    shim = Path(tempfile.gettempdir()) / f"tusk-image-shim-{os.getuid()}-{tag}"
-    try:
-        shim.mkdir(mode=0o755)
-    except FileExistsError:
-        st = os.lstat(shim)
-        if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
-            shim = Path(tempfile.mkdtemp(prefix=f"tusk-image-shim-{os.getuid()}-"))
-            os.chmod(shim, 0o755)
+    shim = own_temp_dir("tusk-image-shim", script)
     target = shim / "tusk"
     if not target.exists() or target.read_text() != script:
         tmp = shim / f".tusk.{os.getpid()}"

@@ -38,9 +38,9 @@ class ImageRuntime(SandboxRuntime):
                                       " transform.image when it starts)")
         return super().run(ws, inv, log)
 
-    def prepare(self, ws: Workspace, inv: Invocation | None = None) -> None:
+    def prepare(self, ws: Workspace, inv: Invocation) -> None:
         super().prepare(ws, inv)
-        if inv is None or inv.image is None:
+        if inv.image is None:
             return
         # A secret's mount path inside one of the image's (read-only) directories needs its
         # mount point in the unpacked root: an empty directory, made once, never a file of ours.

@@ -154,14 +154,14 @@ class SandboxRuntime:
         uid = sandbox_uid()
         return None if uid is None else (uid, uid)
 
-    def prepare(self, ws: Workspace, inv: Invocation | None = None) -> None:
-        """Make the writable directories writable by the sandbox's user."""
-        ids = self.run_as(inv) if inv is not None else self.run_as(Invocation([]))
+    def prepare(self, ws: Workspace, inv: Invocation) -> None:
+        """Make the writable directories writable by the code's user, and its secret files."""
+        ids = self.run_as(inv)
         for d in (ws.out, ws.tmp):
             d.mkdir(parents=True, exist_ok=True)
             if ids is not None:
                 os.chown(d, *ids)
-        for i, files in enumerate(inv.secret_files.values() if inv is not None else ()):
+        for i, files in enumerate(inv.secret_files.values()):
             _write_secrets(_secret_dir(ws, i), files, ids)
 
     def environment(self, inv: Invocation) -> dict[str, str]:
